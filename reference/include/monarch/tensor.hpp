@@ -1,0 +1,88 @@
+// Plain (E, H, N, D) tensors and (E, N) key masks: the data model of the public API.
+// Eigen-free, so the CUDA host code and the file readers can share it.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "monarch/options.hpp"
+
+namespace monarch {
+
+/// A dense row-major tensor of shape (E, H, N, D): batch, heads, tokens, features.
+template <class S>
+struct Tensor4 {
+  int E = 0, H = 0, N = 0, D = 0;
+  std::vector<S> data;  // (E, H, N, D) row-major
+
+  Tensor4() = default;
+  Tensor4(int e, int h, int n, int d)
+      : E(e), H(h), N(n), D(d), data(static_cast<std::size_t>(e) * h * n * d) {}
+
+  std::size_t head_size() const { return static_cast<std::size_t>(N) * D; }
+  S* head(int e, int h) { return data.data() + (static_cast<std::size_t>(e) * H + h) * head_size(); }
+  const S* head(int e, int h) const {
+    return data.data() + (static_cast<std::size_t>(e) * H + h) * head_size();
+  }
+  std::string shape() const {
+    return "(" + std::to_string(E) + ", " + std::to_string(H) + ", " + std::to_string(N) + ", " +
+           std::to_string(D) + ")";
+  }
+};
+
+/// One boolean per batch element and token, true = keep the key. Empty = keep everything.
+struct KeyMask {
+  int E = 0, N = 0;
+  std::vector<std::uint8_t> keep;  // (E, N), nonzero = keep
+
+  bool empty() const { return keep.empty(); }
+  const std::uint8_t* row(int e) const { return keep.data() + static_cast<std::size_t>(e) * N; }
+};
+
+/// Validates Q, K, V (and the mask) at the API boundary; throws InputError with one line.
+template <class S>
+void validate_inputs(const Tensor4<S>& Q, const Tensor4<S>& K, const Tensor4<S>& V,
+                     const KeyMask* mask) {
+  auto positive = [](const Tensor4<S>& t, const char* name) {
+    if (t.E < 1 || t.H < 1 || t.N < 1 || t.D < 1)
+      throw InputError(std::string(name) + " has an empty dimension: shape " + t.shape());
+    if (t.data.size() != static_cast<std::size_t>(t.E) * t.H * t.N * t.D)
+      throw InputError(std::string(name) + " holds " + std::to_string(t.data.size()) +
+                       " values but its shape " + t.shape() + " needs more or fewer");
+  };
+  positive(Q, "q");
+  positive(K, "k");
+  positive(V, "v");
+  if (K.E != Q.E || K.H != Q.H || K.N != Q.N || K.D != Q.D)
+    throw InputError("k must have the shape of q " + Q.shape() + ", got " + K.shape());
+  if (V.E != Q.E || V.H != Q.H || V.N != Q.N)
+    throw InputError("v must be (E, H, N, d_v) with E, H, N of q " + Q.shape() + ", got " + V.shape());
+  auto finite = [](const Tensor4<S>& t, const char* name) {
+    for (std::size_t i = 0; i < t.data.size(); ++i)
+      if (!std::isfinite(static_cast<double>(t.data[i])))
+        throw InputError(std::string(name) + " holds a non-finite value at flat index " +
+                         std::to_string(i));
+  };
+  finite(Q, "q");
+  finite(K, "k");
+  finite(V, "v");
+  if (mask && !mask->empty()) {
+    if (mask->E != Q.E || mask->N != Q.N ||
+        mask->keep.size() != static_cast<std::size_t>(Q.E) * Q.N)
+      throw InputError("mask must have shape (E, N) = (" + std::to_string(Q.E) + ", " +
+                       std::to_string(Q.N) + "), got (" + std::to_string(mask->E) + ", " +
+                       std::to_string(mask->N) + ")");
+    for (int e = 0; e < Q.E; ++e) {
+      bool any = false;
+      for (int n = 0; n < Q.N; ++n) any = any || mask->row(e)[n] != 0;
+      if (!any)
+        throw InputError("mask hides every key of batch element " + std::to_string(e) +
+                         ": attention over an empty set is undefined");
+    }
+  }
+}
+
+}  // namespace monarch
