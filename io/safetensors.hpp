@@ -48,6 +48,7 @@ class SafetensorsFile {
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::string& origin() const { return origin_; }  ///< the path (or name) given to open/parse
   bool has(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  ///< FormatError if missing
 
