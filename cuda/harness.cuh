@@ -1,0 +1,120 @@
+// The harness every level shares: the device-side description of one problem, the dtype
+// conversions, the padded-index loads of eq. (1), and the entry points each level provides.
+// A level is a set of three step launchers (below); harness.cu runs the rounds of spec §4 with
+// them, so levels differ only in how each step is computed.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "check.cuh"
+#include "monarch_cuda/monarch_cuda.hpp"
+
+namespace monarch::cuda::detail {
+
+/// One problem on the device, passed by value to every kernel. Heads are numbered h' = e*H + h.
+/// All intermediates are fp32 and padded: N' = m b rows per head (spec §1).
+struct Problem {
+  int E = 0, H = 0, N = 0, d = 0, dv = 0;
+  int b = 0, m = 0, Np = 0, off = 0;  // Geometry: token n sits at padded index n + off, eq. (1)
+  float tau = 0;
+  DType dtype = DType::F32;
+  const void* Q = nullptr;  // (E, H, N, d)   dtype
+  const void* K = nullptr;  // (E, H, N, d)   dtype
+  const void* V = nullptr;  // (E, H, N, d_v) dtype
+  const std::uint8_t* valid = nullptr;  // (E, N') valid(l, j): a token whose key is kept
+  float* alpha_R = nullptr;  // (E H, N', d)   eq. (11)
+  float* c_R = nullptr;      // (E H, N')      eq. (11)
+  float* alpha_L = nullptr;  // (E H, N', d)   eq. (10)
+  float* c_L = nullptr;      // (E H, N')      eq. (10); +inf for a block with no valid key
+  float* lse_L = nullptr;    // (E H, N')      log of the normaliser of eq. (13) for query (l, j)
+  float* Y = nullptr;        // (E H, N', d_v) eq. (4)
+  void* O = nullptr;         // (E, H, N, d_v) dtype
+};
+
+/// The three steps of one round (spec §4), as a level implements them. Each enqueues on the
+/// default stream and checks its launches.
+struct LevelSteps {
+  /// eq. (11) for rounds t >= 2: alpha_R, c_R from the previous round's L, recomputed on the fly
+  /// from alpha_L, c_L and lse_L (L is never stored).
+  void (*r_stats)(const Problem&);
+  /// eqs. (12), (10), (4): R_k from alpha_R, c_R (R_k lives in shared memory / registers only),
+  /// then alpha_L, c_L, and Y when want_Y.
+  void (*r_update)(const Problem&, bool want_Y);
+  /// eqs. (13), (4): L_j from alpha_L, c_L (never stored); writes lse_L, and O when want_O.
+  void (*l_update)(const Problem&, bool want_O);
+};
+
+LevelSteps level1_steps();  // level1_scalar.cu
+LevelSteps level2_steps();  // level2_tensor_core.cu
+// Levels 3+ (issue 4) add a LevelSteps here, or a fused whole-round entry next to it.
+
+/// The round-1 statistics of spec §4 "Initialisation" (L = I): alpha_R = q (0 at pads),
+/// c_R = 1. Shared by every level (harness.cu).
+void launch_r_stats_init(const Problem& p);
+
+// ---------------------------------------------------------------------------------------------
+// Device helpers shared by the kernels.
+
+template <class T>
+__device__ __forceinline__ float to_float(T x) {
+  if constexpr (std::is_same_v<T, float>) return x;
+  else if constexpr (std::is_same_v<T, __half>) return __half2float(x);
+  else return __bfloat162float(x);
+}
+template <class T>
+__device__ __forceinline__ T from_float(float x) {
+  if constexpr (std::is_same_v<T, float>) return x;
+  else if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
+  else return __float2bfloat16_rn(x);
+}
+
+/// Head index h' = e*H + h of a kernel's blockIdx.y, and its batch element e.
+__device__ __forceinline__ int head_batch(const Problem& p, int head) { return head / p.H; }
+
+/// Pointer to row `p_idx` (a padded index) of head `head` of an unpadded (E, H, N, cols) input,
+/// or null for a pad: eq. (1), token n = p_idx - off.
+template <class T>
+__device__ __forceinline__ const T* token_row(const Problem& p, const void* base, int head, int p_idx,
+                                              int cols) {
+  const int n = p_idx - p.off;
+  if (n < 0 || n >= p.N) return nullptr;
+  return static_cast<const T*>(base) + (static_cast<std::size_t>(head) * p.N + n) * cols;
+}
+
+/// valid(l, j) at padded index p_idx for head `head`.
+__device__ __forceinline__ bool is_valid(const Problem& p, int head, int p_idx) {
+  return p.valid[static_cast<std::size_t>(head_batch(p, head)) * p.Np + p_idx] != 0;
+}
+
+/// Offset of row p_idx of head `head` in a padded (E H, N', cols) intermediate.
+__device__ __forceinline__ std::size_t padded_row(const Problem& p, int head, int p_idx, int cols) {
+  return (static_cast<std::size_t>(head) * p.Np + p_idx) * cols;
+}
+
+/// A type carried as a value, so a generic lambda can receive it: [&](auto tag) { using T = ...::type; }
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+
+/// Calls f(TypeTag<T>{}) with T the C++ type of the dtype (float, __half or __nv_bfloat16).
+template <class F>
+void dispatch_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: f(TypeTag<float>{}); return;
+    case DType::F16: f(TypeTag<__half>{}); return;
+    case DType::BF16: f(TypeTag<__nv_bfloat16>{}); return;
+  }
+}
+
+/// Blocks of `threads` covering n items.
+inline unsigned blocks_for(std::size_t n, int threads) {
+  return static_cast<unsigned>((n + threads - 1) / threads);
+}
+
+}  // namespace monarch::cuda::detail
