@@ -67,6 +67,7 @@ BENCHMARK(BM_Exact)->RangeMultiplier(2)->Range(kMinN, kMaxN)->Unit(benchmark::kM
 // Collects the median (or the single run) of every case, then prints exponents and speed-ups.
 class GrowthReporter : public benchmark::ConsoleReporter {
  public:
+  GrowthReporter() : ConsoleReporter(OO_Tabular) {}  // plain text: the output is saved as a result file
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
