@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# One device-machine session for the CUDA path: build, GPU tests, `monarch check` for every dtype,
+# the benchmarks, then compute-sanitizer (memcheck, racecheck) on the small test cases.
+# Logs go to $OUT (the run tool brings them back). Each step gets at most its own limit and what is
+# left of BUDGET seconds, so the whole call ends inside the tool's 600 s.
+#   usage: bash bench/cuda/gpu_session.sh [steps...]   (default: all of build tests check bench memcheck racecheck)
+set -u
+OUT=${OUT:-/tmp/monarch-out}
+BUDGET=${BUDGET:-570}
+mkdir -p "$OUT"
+START=$(date +%s)
+SRC=/tmp/monarch-src
+BUILD=${BUILD:-/tmp/monarch-build}
+STEPS=${*:-build tests check bench memcheck racecheck}
+
+# step NAME LIMIT LOG cmd...: runs cmd with a timeout, appending its output to $OUT/LOG.
+step() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  local left=$((START + BUDGET - $(date +%s)))
+  ((limit > left)) && limit=$left
+  if ((limit < 10)); then echo "== $name: SKIPPED (no time left)" | tee -a "$OUT/$log"; return 1; fi
+  echo "== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$OUT/$log"
+  timeout "$limit" "$@" >>"$OUT/$log" 2>&1
+  local rc=$?
+  echo "== $name: rc=$rc after $(($(date +%s) - START))s" | tee -a "$OUT/$log"
+  return $rc
+}
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv
+  nvcc --version | tail -2
+  cmake --version | head -1
+  g++ --version | head -1
+} >"$OUT/env.txt" 2>&1
+
+# Header-only and dev packages the image may lack travel in .devdeps (copies of Debian's files).
+for p in usr/include/eigen3 usr/include/nlohmann usr/include/CLI usr/include/doctest usr/include/benchmark \
+  usr/share/eigen3/cmake usr/share/cmake/nlohmann_json usr/share/cmake/CLI11 \
+  usr/lib/x86_64-linux-gnu/cmake/benchmark; do
+  if [ ! -e "/$p" ] && [ -e ".devdeps/$p" ]; then
+    mkdir -p "$(dirname "/$p")" && cp -a ".devdeps/$p" "/$p" && echo "carried /$p" >>"$OUT/env.txt"
+  fi
+done
+if [ ! -e /usr/lib/x86_64-linux-gnu/libbenchmark.so ] && [ -e .devdeps/usr/lib/x86_64-linux-gnu/libbenchmark.so ]; then
+  cp -a .devdeps/usr/lib/x86_64-linux-gnu/libbenchmark* /usr/lib/x86_64-linux-gnu/ && echo "carried libbenchmark" >>"$OUT/env.txt"
+fi
+
+# Only the parts the CUDA path needs, so that other areas' work in progress cannot break this build.
+rm -rf "$SRC" && mkdir -p "$SRC/tests"
+cp -a CMakeLists.txt reference io apps cuda bench "$SRC/"
+cp -a tests/CMakeLists.txt tests/doctest_main.cpp tests/cuda "$SRC/tests/"
+
+for s in $STEPS; do
+  case $s in
+    build)
+      GEN=""
+      command -v ninja >/dev/null && GEN="-G Ninja"
+      step configure 120 build.log cmake -S "$SRC" -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DMONARCH_CUDA=ON
+      step build 300 build.log cmake --build "$BUILD" -j16 --target cuda_levels cuda_naive cuda_errors monarch bench_cuda
+      grep -E "error|warning: " "$OUT/build.log" | head -40
+      ;;
+    tests)
+      step ctest 200 tests.log ctest --test-dir "$BUILD" -R cuda_ -V
+      grep -E "test cases|assertions|Passed|Failed|SKIPPED|ERROR" "$OUT/tests.log" | tail -20
+      ;;
+    check)
+      for dt in fp32 fp16 bf16; do
+        step "check $dt" 60 check.log "$BUILD/apps/monarch" check --dtype $dt --E 2 --H 2 --N 1000 --steps 3 --pad pre --mask-drop 0.1
+      done
+      step "check fp16 N=4096" 60 check.log "$BUILD/apps/monarch" check --dtype fp16 --N 4096 --steps 2 --H 1
+      grep -E "^monarch|all .* comparisons|FAIL|error" "$OUT/check.log"
+      ;;
+    bench)
+      step bench 240 bench.txt "$BUILD/bench/cuda/bench_cuda" --benchmark_repetitions=5 \
+        --benchmark_report_aggregates_only=true --benchmark_out="$OUT/bench.json" --benchmark_out_format=json
+      grep -E "median|skipped|ERROR|device" "$OUT/bench.txt"
+      ;;
+    memcheck)
+      export MONARCH_CUDA_TEST_QUICK=1
+      for t in cuda_levels cuda_naive; do
+        step "memcheck $t" 120 sanitizer.txt compute-sanitizer --tool memcheck --leak-check full "$BUILD/tests/cuda/$t"
+      done
+      grep -E "== (memcheck|racecheck)|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
+      ;;
+    racecheck)
+      export MONARCH_CUDA_TEST_QUICK=1
+      step "racecheck cuda_levels fp16+fp32" 150 sanitizer.txt compute-sanitizer --tool racecheck --racecheck-report all \
+        "$BUILD/tests/cuda/cuda_levels" -tc="fp16*,fp32*"
+      grep -E "== racecheck|RACECHECK SUMMARY|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
+      ;;
+  esac
+done
+echo "total $(($(date +%s) - START))s"
