@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 namespace monarch::io {
 
@@ -246,8 +247,20 @@ SafetensorsFile SafetensorsFile::parse(std::vector<std::byte> bytes, const std::
                       " bytes that follow the length field");
 
   const char* text = reinterpret_cast<const char*>(bytes.data() + kLengthFieldBytes);
-  json header = json::parse(text, text + n, nullptr, /*allow_exceptions=*/false);
+  // nlohmann keeps the last of two equal keys silently; a header naming a tensor twice is lying
+  // about one of them, so the parser callback records top-level keys and we refuse repeats.
+  std::string duplicate;
+  std::unordered_set<std::string> seen;
+  const json::parser_callback_t watch_keys = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && parsed.is_string()) {
+      const auto& key = parsed.get_ref<const std::string&>();
+      if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
+    }
+    return true;
+  };
+  json header = json::parse(text, text + n, watch_keys, /*allow_exceptions=*/false);
   if (header.is_discarded()) throw FormatError(origin + ": header is not valid JSON");
+  if (!duplicate.empty()) throw FormatError(origin + ": header names '" + duplicate + "' twice");
   if (!header.is_object()) throw FormatError(origin + ": header JSON is not an object");
 
   SafetensorsFile f;

@@ -217,6 +217,7 @@ TEST_CASE("the reader rejects each malformed file with its own one-line message"
       {"non-integer dimension",
        raw_file(R"({"q":{"dtype":"F32","shape":[2.5,3],"data_offsets":[0,24]}})", 24), "is not an integer"},
       {"missing data_offsets", raw_file(R"({"q":{"dtype":"F32","shape":[2,3]}})", 24), "lacks \"data_offsets\""},
+      {"duplicate tensor name", raw_file("{" + kQ + "," + kQ + "}", 24), "names 'q' twice"},
       {"metadata value not a string",
        raw_file("{" + kQ + R"(,"__metadata__":{"n":3}})", 24), "__metadata__ entry 'n'"},
   };
@@ -284,4 +285,10 @@ TEST_CASE("single-byte corruptions of a header are accepted or rejected, never a
     }
   }
   CHECK(rejected > 0);
+  // Every truncation of the file short of its full length is rejected.
+  for (std::size_t len = 0; len < good.size(); ++len) {
+    CAPTURE(len);
+    CHECK_THROWS_AS(SafetensorsFile::parse({good.begin(), good.begin() + static_cast<long>(len)}, "cut"),
+                    FormatError);
+  }
 }
