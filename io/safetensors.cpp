@@ -157,13 +157,13 @@ void check_layout(const std::string& origin, const std::vector<TensorInfo>& tens
     contiguous = contiguous && t->begin == cursor;
     cursor = t->end;
   }
-  for (const auto* t : order) {
-    if (t->end <= buffer) continue;
-    if (contiguous)
-      throw FormatError(origin + ": file is truncated: tensor '" + t->name + "' ends at data byte " +
-                        std::to_string(t->end) + " but only " + std::to_string(buffer) +
+  for (const auto& t : tensors) {  // empty tensors too: their offsets must still be in bounds
+    if (t.end <= buffer) continue;
+    if (contiguous && t.end > t.begin)
+      throw FormatError(origin + ": file is truncated: tensor '" + t.name + "' ends at data byte " +
+                        std::to_string(t.end) + " but only " + std::to_string(buffer) +
                         " data bytes follow the header");
-    throw FormatError(origin + ": tensor '" + t->name + "' data_offsets " + span_str(t->begin, t->end) +
+    throw FormatError(origin + ": tensor '" + t.name + "' data_offsets " + span_str(t.begin, t.end) +
                       " lie outside the " + std::to_string(buffer) + "-byte data buffer");
   }
 }

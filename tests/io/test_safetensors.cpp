@@ -204,6 +204,9 @@ TEST_CASE("the reader rejects each malformed file with its own one-line message"
       {"offsets out of range",
        raw_file("{" + kQ + R"(,"k":{"dtype":"F32","shape":[2],"data_offsets":[1000,1008]}})", 32),
        "lie outside the"},
+      {"empty tensor out of range",
+       raw_file("{" + kQ + R"(,"e":{"dtype":"F32","shape":[0],"data_offsets":[900,900]}})", 24),
+       "lie outside the"},
       {"begin after end",
        raw_file(R"({"q":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 24), "begin after they end"},
       {"overlapping offsets",
@@ -241,6 +244,7 @@ TEST_CASE("the reader rejects each malformed file with its own one-line message"
   // Messages about one tensor name it.
   CHECK(messages[6].find("tensor 'q'") != std::string::npos);
   CHECK(messages[8].find("tensor 'k'") != std::string::npos);
+  CHECK(messages[9].find("tensor 'e' data_offsets [900, 900)") != std::string::npos);
   // The intact file is accepted.
   CHECK(SafetensorsFile::parse(raw_file(good, 24), "good").info("q").numel() == 6);
 }
