@@ -189,9 +189,32 @@ TEST_CASE("monarch run reads F16 and BF16 inputs and --trace prints F and the KL
       CHECK(r.out.find(row) != std::string::npos);
     CHECK(r.out.find("F* - F") != std::string::npos);
     const auto f = SafetensorsFile::open(src);
+    std::vector<HeadTrace<double>> traces;
     const auto want = monarch_attention<double>(read_tensor4<double>(f, "q"), read_tensor4<double>(f, "k"),
-                                                read_tensor4<double>(f, "v"), nullptr, Options{.steps = 3});
+                                                read_tensor4<double>(f, "v"), nullptr, Options{.steps = 3}, &traces);
     CHECK(max_abs_diff(SafetensorsFile::open(dst).read_f64("out"), want.data) <= 1e-12);
+    // The printed F (summed over heads) and gap F* - F match the trace computed here.
+    double F_star = 0;
+    for (const auto& t : traces) F_star += t.F_star;
+    std::istringstream lines(r.out);
+    std::string line;
+    int rows = 0;
+    while (std::getline(lines, line)) {
+      int round = 0;
+      char half = 0;
+      double F = 0, gap = 0;
+      if (std::sscanf(line.c_str(), " t=%d %c %lf %lf", &round, &half, &F, &gap) != 4) continue;
+      REQUIRE(round >= 1);
+      REQUIRE(round <= 3);
+      double want_F = 0;
+      for (const auto& t : traces)
+        want_F += half == 'R' ? t.rounds[round - 1].F_after_R : t.rounds[round - 1].F_after_L;
+      CHECK(F == doctest::Approx(want_F).epsilon(1e-7));
+      CHECK(gap == doctest::Approx(F_star - want_F).epsilon(1e-5));
+      CHECK(gap >= -1e-9);
+      ++rows;
+    }
+    CHECK(rows == 6);
   }
 }
 
