@@ -127,7 +127,9 @@ void run_check(const CheckArgs& a) {
       std::printf("naive cuBLAS attention vs exact softmax attention (double):\n");
       const Tensor4<double> exact = exact_attention(to_double(Q), to_double(K), to_double(V), &mask, opt);
       const Tensor4<float> naive = cuda::naive_attention(Q, K, V, &mask, opt, dtype);
-      failures += report(cuda::compare_output(exact, naive), tol) ? 0 : 1;
+      cuda::ArrayError e = cuda::compare_output(exact, naive);
+      e.name = "naive";
+      failures += report(e, tol) ? 0 : 1;
       ++checks;
     }
   }

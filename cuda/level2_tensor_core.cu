@@ -10,7 +10,8 @@
 // tensor cores, applies the softmax in fp32 (online for r_update and l_update; r_stats already knows
 // each column's normaliser lse_L), and multiplies the weights into fp32 accumulators on tensor cores.
 // R_k and L_j exist only as (64 x 64) tiles in shared memory. Statistics, c_R, c_L and
-// accumulators are fp32; only the tensor-core operands are T (fp32 inputs: 3xTF32, see wmma_tiles.cuh).
+// accumulators are fp32; only the tensor-core operands are T. fp32 inputs run the same tiles with FFMA
+// instead of tensor cores, to stay within 1e-5 of the reference (wmma_tiles.cuh says why).
 #include <cfloat>
 #include <cmath>
 
@@ -61,6 +62,8 @@ __device__ __forceinline__ U* at(unsigned char* smem, std::size_t offset) {
 /// src(r) (a pointer to T or float, or null for a zero row) scaled by mul(r). Zero past cols.
 template <class T, class Src, class Mul>
 __device__ __forceinline__ void load_tile(T* tile, int ld, int rows, int cols, int padded_cols, Src src, Mul mul) {
+  constexpr int kLoadsInFlight = 8;  // unrolled so that independent global loads overlap their latency
+#pragma unroll kLoadsInFlight
   for (int i = threadIdx.x; i < rows * padded_cols; i += kThreads) {
     const int r = i / padded_cols, c = i % padded_cols;
     const auto* row = src(r);

@@ -34,16 +34,17 @@ cudaDataType_t cuda_type(DType t) {
   return CUDA_R_32F;
 }
 
-/// Block-wide reduction of one float per thread (op = max or sum); every thread gets the result.
+/// Block-wide reduction of one float per thread (op = max or sum, identity its neutral element);
+/// every thread gets the result.
 template <class Op>
-__device__ float block_reduce(float x, float* scratch, Op op) {
+__device__ float block_reduce(float x, float* scratch, Op op, float identity) {
   static_assert(kSoftmaxThreads % 32 == 0 && kSoftmaxThreads / 32 <= 32, "one warp reduces the warps");
   for (int o = 16; o > 0; o /= 2) x = op(x, __shfl_xor_sync(0xffffffffu, x, o));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) scratch[warp] = x;
   __syncthreads();  // every warp's partial is in scratch before warp 0 combines them
   if (warp == 0) {
-    x = lane < kSoftmaxThreads / 32 ? scratch[lane] : scratch[0];
+    x = lane < kSoftmaxThreads / 32 ? scratch[lane] : identity;  // lanes past the warps add nothing
     for (int o = 16; o > 0; o /= 2) x = op(x, __shfl_xor_sync(0xffffffffu, x, o));
     if (lane == 0) scratch[0] = x;
   }
@@ -67,11 +68,11 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
   float mx = -INFINITY;
   for (int i = threadIdx.x; i < N; i += kSoftmaxThreads)
     if (kp[i]) mx = fmaxf(mx, detail::to_float(s[i]));
-  mx = block_reduce(mx, scratch, [](float a, float b) { return fmaxf(a, b); });
+  mx = block_reduce(mx, scratch, [](float a, float b) { return fmaxf(a, b); }, -INFINITY);
   float sum = 0.0f;
   for (int i = threadIdx.x; i < N; i += kSoftmaxThreads)
     if (kp[i]) sum += expf(detail::to_float(s[i]) - mx);
-  sum = block_reduce(sum, scratch, [](float a, float b) { return a + b; });
+  sum = block_reduce(sum, scratch, [](float a, float b) { return a + b; }, 0.0f);
   const float inv = 1.0f / sum;  // sum >= 1: validate_inputs guarantees a kept key
   for (int i = threadIdx.x; i < N; i += kSoftmaxThreads)
     s[i] = detail::from_float<T>(kp[i] ? expf(detail::to_float(s[i]) - mx) * inv : 0.0f);

@@ -7,9 +7,11 @@
 // need __syncwarp, and __syncthreads only around the shared key/value tiles.
 //
 // Precision. fp16 and bf16 tiles multiply on tensor cores with fp32 accumulation (m16n16k16).
-// fp32 tiles use the "3xTF32" split on tensor cores (m16n16k8): x = hi + lo with hi = tf32(x) and
-// lo = tf32(x - hi), and a b = hi_a hi_b + hi_a lo_b + lo_a hi_b. The dropped lo_a lo_b term is
-// about 2^-22 relative, so fp32 inputs keep fp32 accuracy (tolerance 1e-5) on tensor cores.
+// fp32 tiles multiply on CUDA cores (scalar FFMA over the same shared-memory tiles), so fp32 inputs
+// keep fp32 accuracy. Why not TF32: its 10-bit mantissa misses the 1e-5 tolerance outright, and the
+// error-compensated "3xTF32" split (a b ~ hi hi + hi lo + lo hi) measured 1.2e-5 to 1.4e-5 relative
+// on an H200 for a 1000-key block (b = N = 1000), past 1e-5: the tensor cores' fp32 accumulation
+// does not round like an FFMA chain. fp32 is the checking dtype, not the fast one.
 #pragma once
 
 #include <mma.h>
@@ -35,20 +37,13 @@ constexpr int kColsPerLane = kCols / kLanesPerRow;  // ...of 32 columns each
 static_assert(kFrag * kLanesPerRow == 32, "two lanes per row: 16 rows fill one warp");
 static_assert(kCols % kFrag == 0 && kMaxDim % kFrag == 0, "tiles are whole fragments");
 
-/// The WMMA shape and element type for a storage type T.
+/// True for the 16-bit types that run on tensor cores; fp32 tiles take the FFMA path.
 template <class T>
-struct MmaShape {
-  static constexpr int kK = 16;  // m16n16k16 for fp16 and bf16
-  using Elem = T;
-};
-template <>
-struct MmaShape<float> {
-  static constexpr int kK = 8;  // m16n16k8 for tf32
-  using Elem = wmma::precision::tf32;
-};
+constexpr bool kOnTensorCores = !std::is_same_v<T, float>;
 
-template <class T>
-using AccFrag = wmma::fragment<wmma::accumulator, kFrag, kFrag, MmaShape<T>::kK, float>;
+/// The WMMA shape for fp16 and bf16: m16n16k16, fp32 accumulators.
+constexpr int kFragK = 16;
+using AccFrag = wmma::fragment<wmma::accumulator, kFrag, kFrag, kFragK, float>;
 
 /// Row stride (elements) of a shared tile of T with `cols` columns: a 16-byte skew keeps 16-byte
 /// alignment (WMMA's ldm rule) and spreads consecutive rows over banks.
@@ -72,41 +67,21 @@ struct Carver {
   }
 };
 
-/// acc (16 x 16) += A (16 x kdim, row-major, lda) * B (kdim x 16).
+/// acc (16 x 16) += A (16 x kdim, row-major, lda) * B (kdim x 16), T = __half or __nv_bfloat16.
 /// B is either row-major (element (k, n) at B[k*ldb + n]) or col-major, i.e. the transpose of a
 /// row-major (16 x kdim) array Bt: element (k, n) at B[n*ldb + k].
 /// The scalar loop it equals:  for r, n < 16: for k < kdim: acc[r][n] += A[r][k] * B(k, n).
 template <class T, class BLayout>
-__device__ __forceinline__ void mma_16x16(AccFrag<T>& acc, const T* A, int lda, const T* B, int ldb, int kdim) {
+__device__ __forceinline__ void mma_16x16(AccFrag& acc, const T* A, int lda, const T* B, int ldb, int kdim) {
+  static_assert(kOnTensorCores<T>, "fp32 tiles use the FFMA loops of strip_scores/strip_accumulate");
   static_assert(std::is_same_v<BLayout, wmma::row_major> || std::is_same_v<BLayout, wmma::col_major>);
-  using Elem = typename MmaShape<T>::Elem;
-  constexpr int kK = MmaShape<T>::kK;
-  wmma::fragment<wmma::matrix_a, kFrag, kFrag, kK, Elem, wmma::row_major> a;
-  wmma::fragment<wmma::matrix_b, kFrag, kFrag, kK, Elem, BLayout> bf;
-  for (int kk = 0; kk < kdim; kk += kK) {
+  wmma::fragment<wmma::matrix_a, kFrag, kFrag, kFragK, T, wmma::row_major> a;
+  wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFragK, T, BLayout> bf;
+  for (int kk = 0; kk < kdim; kk += kFragK) {
     wmma::load_matrix_sync(a, A + kk, lda);
     const T* bp = std::is_same_v<BLayout, wmma::row_major> ? B + static_cast<std::size_t>(kk) * ldb : B + kk;
     wmma::load_matrix_sync(bf, bp, ldb);
-    if constexpr (std::is_same_v<T, float>) {
-      // 3xTF32: split each operand into a tf32 head and a tf32 tail; three products recover fp32.
-      decltype(a) a_lo;
-      decltype(bf) b_lo;
-      for (int i = 0; i < a.num_elements; ++i) {
-        const float hi = wmma::__float_to_tf32(a.x[i]);
-        a_lo.x[i] = wmma::__float_to_tf32(a.x[i] - hi);
-        a.x[i] = hi;
-      }
-      for (int i = 0; i < bf.num_elements; ++i) {
-        const float hi = wmma::__float_to_tf32(bf.x[i]);
-        b_lo.x[i] = wmma::__float_to_tf32(bf.x[i] - hi);
-        bf.x[i] = hi;
-      }
-      wmma::mma_sync(acc, a_lo, bf, acc);  // small terms first
-      wmma::mma_sync(acc, a, b_lo, acc);
-      wmma::mma_sync(acc, a, bf, acc);
-    } else {
-      wmma::mma_sync(acc, a, bf, acc);
-    }
+    wmma::mma_sync(acc, a, bf, acc);
   }
 }
 
@@ -115,11 +90,20 @@ __device__ __forceinline__ void mma_16x16(AccFrag<T>& acc, const T* A, int lda, 
 template <class T>
 __device__ __forceinline__ void strip_scores(const T* A, int lda, const T* Bt, int ldb, int kdim, float* S,
                                              int lds) {
-  for (int n0 = 0; n0 < kCols; n0 += kFrag) {
-    AccFrag<T> acc;
-    wmma::fill_fragment(acc, 0.0f);
-    mma_16x16<T, wmma::col_major>(acc, A, lda, Bt + static_cast<std::size_t>(n0) * ldb, ldb, kdim);
-    wmma::store_matrix_sync(S + n0, acc, lds, wmma::mem_row_major);
+  if constexpr (kOnTensorCores<T>) {
+    for (int n0 = 0; n0 < kCols; n0 += kFrag) {
+      AccFrag acc;
+      wmma::fill_fragment(acc, 0.0f);
+      mma_16x16<T, wmma::col_major>(acc, A, lda, Bt + static_cast<std::size_t>(n0) * ldb, ldb, kdim);
+      wmma::store_matrix_sync(S + n0, acc, lds, wmma::mem_row_major);
+    }
+  } else {  // fp32: the scalar loop itself, one output per lane at a time
+    for (int i = threadIdx.x % 32; i < kFrag * kCols; i += 32) {
+      const int r = i / kCols, n = i % kCols;
+      float acc = 0.0f;
+      for (int c = 0; c < kdim; ++c) acc = fmaf(A[r * lda + c], Bt[n * ldb + c], acc);
+      S[r * lds + n] = acc;
+    }
   }
 }
 
@@ -128,11 +112,20 @@ __device__ __forceinline__ void strip_scores(const T* A, int lda, const T* Bt, i
 template <class T>
 __device__ __forceinline__ void strip_accumulate(float* Acc, int ld_acc, const T* P, int ldp, const T* X,
                                                  int ldx, int ncols) {
-  for (int n0 = 0; n0 < ncols; n0 += kFrag) {
-    AccFrag<T> acc;
-    wmma::load_matrix_sync(acc, Acc + n0, ld_acc, wmma::mem_row_major);
-    mma_16x16<T, wmma::row_major>(acc, P, ldp, X + n0, ldx, kCols);
-    wmma::store_matrix_sync(Acc + n0, acc, ld_acc, wmma::mem_row_major);
+  if constexpr (kOnTensorCores<T>) {
+    for (int n0 = 0; n0 < ncols; n0 += kFrag) {
+      AccFrag acc;
+      wmma::load_matrix_sync(acc, Acc + n0, ld_acc, wmma::mem_row_major);
+      mma_16x16<T, wmma::row_major>(acc, P, ldp, X + n0, ldx, kCols);
+      wmma::store_matrix_sync(Acc + n0, acc, ld_acc, wmma::mem_row_major);
+    }
+  } else {  // fp32: the scalar loop itself, one output per lane at a time
+    for (int i = threadIdx.x % 32; i < kFrag * ncols; i += 32) {
+      const int r = i / ncols, c = i % ncols;
+      float acc = Acc[r * ld_acc + c];
+      for (int n = 0; n < kCols; ++n) acc = fmaf(P[r * ldp + n], X[n * ldx + c], acc);
+      Acc[r * ld_acc + c] = acc;
+    }
   }
 }
 

@@ -70,6 +70,7 @@ for s in $STEPS; do
         step "check $dt" 60 check.log "$BUILD/apps/monarch" check --dtype $dt --E 2 --H 2 --N 1000 --steps 3 --pad pre --mask-drop 0.1
       done
       step "check fp16 N=4096" 60 check.log "$BUILD/apps/monarch" check --dtype fp16 --N 4096 --steps 2 --H 1
+      step "check fp32 b=N=1000" 60 check.log "$BUILD/apps/monarch" check --dtype fp32 --N 1000 --block 1000 --steps 1 --H 1 --d 32
       grep -E "^monarch|all .* comparisons|FAIL|error" "$OUT/check.log"
       ;;
     bench)

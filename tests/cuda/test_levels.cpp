@@ -54,7 +54,7 @@ void check_dtype(DType dtype) {
   for (const Case& c : kCases) {
     if (quick() && !c.quick) continue;
     CAPTURE(seed);
-    INFO("case: " << c.what << ", dtype " << to_string(dtype));
+    INFO("case: " << std::string(c.what) << ", dtype " << std::string(to_string(dtype)));
     Options opt;
     opt.steps = c.T;
     opt.block = c.b;

@@ -12,7 +12,7 @@ namespace {
 void check_naive(DType dtype, int E, int H, int N, int d, int dv, MaskKind kind) {
   const std::uint64_t seed = fresh_seed();
   CAPTURE(seed);
-  INFO("dtype " << to_string(dtype) << ", E " << E << ", H " << H << ", N " << N);
+  INFO("dtype " << std::string(to_string(dtype)) << ", E " << E << ", H " << H << ", N " << N);
   std::mt19937_64 rng(seed);
   const Tensor4<float> Q = random_tensor(E, H, N, d, dtype, rng);
   const Tensor4<float> K = random_tensor(E, H, N, d, dtype, rng);
