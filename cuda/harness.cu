@@ -85,6 +85,13 @@ void upload_tensor(const Tensor4<float>& x, const char* name, int E, int H, int 
                      std::to_string(E) + ", " + std::to_string(H) + ", " + std::to_string(N) + ", " +
                      std::to_string(D) + ")");
   const std::size_t n = x.data.size();
+  if (t == DType::F16) {  // a finite float past fp16's range would become inf on the device
+    constexpr float kHalfMax = 65504.0f;
+    for (std::size_t i = 0; i < n; ++i)
+      if (std::abs(x.data[i]) > kHalfMax)
+        throw InputError(std::string(name) + " holds " + std::to_string(x.data[i]) + " at flat index " +
+                         std::to_string(i) + ", outside the fp16 range (|x| <= 65504); use bf16 or fp32");
+  }
   if (t == DType::F32) {
     CUDA_CHECK(cudaMemcpy(dst.get(), x.data.data(), n * sizeof(float), cudaMemcpyHostToDevice));
     return;

@@ -64,3 +64,18 @@ TEST_CASE("the device probe never throws and explains a missing device") {
     MESSAGE("no CUDA device: " << info.reason);
   }
 }
+
+TEST_CASE("fp16 refuses finite inputs beyond its range instead of turning them into inf") {
+  // The range check runs on the host before any copy; without a device the session cannot be made,
+  // so this case needs one.
+  if (!device_info().ok) {
+    MESSAGE("SKIPPED: no CUDA device (" << device_info().reason << ")");
+    return;
+  }
+  Options opt;
+  Tensor4<float> Q = filled(1, 1, 8, 32), K = filled(1, 1, 8, 32), V = filled(1, 1, 8, 16);
+  Q.data[3] = 1e6f;
+  CHECK_THROWS_WITH_AS(monarch_attention(Q, K, V, nullptr, opt, Config{Level::TensorCore, DType::F16}),
+                       doctest::Contains("outside the fp16 range"), InputError);
+  CHECK_NOTHROW(monarch_attention(Q, K, V, nullptr, opt, Config{Level::TensorCore, DType::BF16}));
+}
