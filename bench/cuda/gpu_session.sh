@@ -75,7 +75,7 @@ for s in $STEPS; do
       ;;
     bench)
       step bench 240 bench.txt "$BUILD/bench/cuda/bench_cuda" --benchmark_repetitions=5 \
-        --benchmark_report_aggregates_only=true --benchmark_out="$OUT/bench.json" --benchmark_out_format=json
+        --benchmark_report_aggregates_only=true --benchmark_out="$OUT/bench.json" --benchmark_out_format=json ${BENCH_ARGS:-}
       grep -E "median|skipped|ERROR|device" "$OUT/bench.txt"
       ;;
     memcheck)
