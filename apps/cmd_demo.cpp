@@ -60,7 +60,8 @@ void demo(const DemoArgs& a) {
   // are deterministic), so one table shows F for every T.
   opt.steps = kMaxSteps;
   std::vector<HeadTrace<double>> traces;
-  monarch_attention<double>(in.q, in.k, in.v, &in.mask, opt, &traces);
+  const Tensor4<double> traced = monarch_attention<double>(in.q, in.k, in.v, &in.mask, opt, &traces);
+  require_finite_result(traced.data, in.path + ": MonarchAttention");
   double F_star = 0;
   for (const auto& t : traces) F_star += t.F_star;
   std::printf("Objective F of eq. (6), summed over %d heads, after each half-step.\n", E * H);
@@ -74,6 +75,7 @@ void demo(const DemoArgs& a) {
     }
 
   const Tensor4<double> exact = exact_attention<double>(in.q, in.k, in.v, &in.mask, opt);
+  require_finite_result(exact.data, in.path + ": exact attention");
   Tensor4<double> out;
   const double exact_ms = best_ms([&] { out = exact_attention<double>(in.q, in.k, in.v, &in.mask, opt); });
   const double heads = static_cast<double>(E) * H;
@@ -85,6 +87,7 @@ void demo(const DemoArgs& a) {
   for (int T = 1; T <= kMaxSteps; ++T) {
     opt.steps = T;
     const double ms = best_ms([&] { out = monarch_attention<double>(in.q, in.k, in.v, &in.mask, opt); });
+    require_finite_result(out.data, in.path + ": MonarchAttention with T = " + std::to_string(T));
     const double fl = heads * monarch_flops(N, d, dv, g.b, T);
     std::printf("  %-3d %12.4e %15.4g %15.4g %7.3fx %11.3f ms %9.3f ms %7.2fx\n", T,
                 relative_frobenius_error(out.data, exact.data), fl, exact_fl, fl / exact_fl, ms,

@@ -159,6 +159,8 @@ void run(RunArgs& a) {
   check_device(a);
   const AttentionInputs in = read_inputs(a.in);
   const DeviceResult r = run_on_device(a, in, opt);
+  require_finite_result(r.out, a.in + ": the result 'out' in " + a.precision);
+  require_finite_result(r.exact, a.in + ": the result 'exact' in " + a.precision);
   if (a.trace) print_trace(r.trace, in.q.H);
   if (a.exact)
     std::printf("relative Frobenius error ||out - exact|| / ||exact|| = %.6e\n",

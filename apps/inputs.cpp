@@ -27,6 +27,15 @@ AttentionInputs read_inputs(const std::string& path) {
   return in;
 }
 
+// The last line of defence of "never a NaN": finite inputs whose scores tau q.k overflow the
+// precision can still give inf/NaN inside an engine; such a result is refused, not written.
+void require_finite_result(const std::vector<double>& x, const std::string& what) {
+  for (double v : x)
+    if (!std::isfinite(v))
+      throw InputError(what + " holds non-finite values: the scores tau q.k overflow this precision "
+                       "(rescale q and k)");
+}
+
 double relative_frobenius_error(const std::vector<double>& a, const std::vector<double>& b) {
   double diff = 0, ref = 0;
   for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {

@@ -30,6 +30,9 @@ Tensor4<To> convert(const Tensor4<From>& t) {
   return out;
 }
 
+/// Throws InputError when a result holds inf or NaN (what names it in the message).
+void require_finite_result(const std::vector<double>& x, const std::string& what);
+
 /// ||a - b||_F / ||b||_F over all heads.
 double relative_frobenius_error(const std::vector<double>& a, const std::vector<double>& b);
 

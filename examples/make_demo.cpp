@@ -97,7 +97,10 @@ int main(int argc, char** argv) {
       std::vector<std::vector<double>> dir(kTopics + 1, std::vector<double>(kFree));
       for (auto& u : dir) {
         double norm = 0;
-        for (auto& x : u) norm += (x = g()) * x;
+        for (auto& x : u) {
+          x = g();
+          norm += x * x;
+        }
         for (auto& x : u) x /= std::sqrt(norm);
       }
       const auto& sink = dir[kTopics];

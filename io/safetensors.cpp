@@ -75,6 +75,16 @@ bool checked_numel(const std::vector<std::int64_t>& shape, std::size_t elem_size
   return true;
 }
 
+/// A short description of a JSON value for an error message. Never dumps arrays or objects:
+/// dump() recurses, and a hostile header can nest a million levels deep.
+std::string describe(const json& j) {
+  constexpr std::size_t kMaxShown = 40;
+  if (j.is_structured()) return std::string("a JSON ") + j.type_name();
+  std::string s = j.dump();
+  if (s.size() > kMaxShown) s = s.substr(0, kMaxShown) + "...";
+  return s;
+}
+
 /// Reads a JSON integer as int64 / size_t; false for floats, strings, or out-of-range values.
 bool json_int64(const json& j, std::int64_t* out) {
   if (j.is_number_unsigned()) {
@@ -109,7 +119,7 @@ TensorInfo parse_entry(const std::string& origin, const std::string& name, const
   for (const json& d : sh) {
     std::int64_t v = 0;
     if (!json_int64(d, &v))
-      throw FormatError(where + ": shape entry " + d.dump() + " is not an integer in int64 range");
+      throw FormatError(where + ": shape entry " + describe(d) + " is not an integer in int64 range");
     t.shape.push_back(v);
   }
   for (auto d : t.shape)
@@ -122,7 +132,9 @@ TensorInfo parse_entry(const std::string& origin, const std::string& name, const
   std::int64_t b = 0, en = 0;
   if (!off.is_array() || off.size() != 2 || !json_int64(off[0], &b) || !json_int64(off[1], &en) ||
       b < 0 || en < 0)
-    throw FormatError(where + ": data_offsets must be two non-negative integers, got " + off.dump());
+    throw FormatError(where + ": data_offsets must be two non-negative integers, got " +
+                      (off.is_array() && off.size() == 2 ? "[" + describe(off[0]) + ", " + describe(off[1]) + "]"
+                                                         : describe(off)));
   t.begin = static_cast<std::size_t>(b);
   t.end = static_cast<std::size_t>(en);
   if (t.begin > t.end)

@@ -278,6 +278,27 @@ TEST_CASE("every bad input is one line 'monarch: error:' and exit status 2") {
   }
 }
 
+TEST_CASE("huge finite inputs give a finite out or a one-line refusal, never a NaN file") {
+  Inputs in = make_inputs(505, 1, 1, 9, 3, 2);
+  for (auto& x : in.q.data) x *= 1e200;  // finite in F64, but tau q.k overflows double
+  for (auto& x : in.k.data) x *= 1e200;
+  const std::string src = tmp("huge.safetensors"), dst = tmp("huge_out.safetensors");
+  write_inputs(src, in, DType::F64);
+  for (const char* args : {"", " --exact", " --precision fp32"}) {
+    CAPTURE(args);
+    fs::remove(dst);
+    const Result r = monarch_cli("run '" + src + "' '" + dst + "'" + args);
+    if (r.status == 0) {
+      for (double x : SafetensorsFile::open(dst).read_f64("out")) CHECK(std::isfinite(x));
+    } else {
+      CHECK(r.status == 2);
+      CHECK(r.err.rfind("monarch: error: ", 0) == 0);
+      CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+      CHECK_FALSE(fs::exists(dst));
+    }
+  }
+}
+
 TEST_CASE("--help exits 0 and lists the options") {
   const Result top = monarch_cli("--help");
   CHECK(top.status == 0);

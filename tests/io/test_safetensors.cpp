@@ -218,7 +218,11 @@ TEST_CASE("the reader rejects each malformed file with its own one-line message"
        raw_file(R"({"q":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,24]}})", 24),
        "overflows"},
       {"non-integer dimension",
-       raw_file(R"({"q":{"dtype":"F32","shape":[2.5,3],"data_offsets":[0,24]}})", 24), "is not an integer"},
+       raw_file(R"({"q":{"dtype":"F32","shape":[2.5,3],"data_offsets":[0,24]}})", 24), "shape entry 2.5 is not"},
+      {"deeply nested shape entry",
+       raw_file(R"({"q":{"dtype":"F32","shape":[)" + std::string(100000, '[') + std::string(100000, ']') +
+                    R"(],"data_offsets":[0,24]}})", 24),
+       "shape entry a JSON array"},
       {"missing data_offsets", raw_file(R"({"q":{"dtype":"F32","shape":[2,3]}})", 24), "lacks \"data_offsets\""},
       {"duplicate tensor name", raw_file("{" + kQ + "," + kQ + "}", 24), "names 'q' twice"},
       {"metadata value not a string",
