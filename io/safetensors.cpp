@@ -78,9 +78,11 @@ bool checked_numel(const std::vector<std::int64_t>& shape, std::size_t elem_size
 /// A short description of a JSON value for an error message. Never dumps arrays or objects:
 /// dump() recurses, and a hostile header can nest a million levels deep.
 std::string describe(const json& j) {
-  constexpr std::size_t kMaxShown = 40;
-  if (j.is_structured()) return std::string("a JSON ") + j.type_name();
-  std::string s = j.dump();
+  constexpr std::size_t kMaxShown = 40, kMaxFlatEntries = 4;
+  const bool flat_short = j.is_array() && j.size() <= kMaxFlatEntries &&
+                          std::none_of(j.begin(), j.end(), [](const json& e) { return e.is_structured(); });
+  if (j.is_structured() && !flat_short) return std::string("a JSON ") + j.type_name();
+  std::string s = j.dump();  // a primitive or a flat short array: bounded depth
   if (s.size() > kMaxShown) s = s.substr(0, kMaxShown) + "...";
   return s;
 }
@@ -133,8 +135,7 @@ TensorInfo parse_entry(const std::string& origin, const std::string& name, const
   if (!off.is_array() || off.size() != 2 || !json_int64(off[0], &b) || !json_int64(off[1], &en) ||
       b < 0 || en < 0)
     throw FormatError(where + ": data_offsets must be two non-negative integers, got " +
-                      (off.is_array() && off.size() == 2 ? "[" + describe(off[0]) + ", " + describe(off[1]) + "]"
-                                                         : describe(off)));
+                      describe(off));
   t.begin = static_cast<std::size_t>(b);
   t.end = static_cast<std::size_t>(en);
   if (t.begin > t.end)
