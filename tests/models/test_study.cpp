@@ -34,7 +34,7 @@ TEST_CASE("on 50 Debian pairs, Monarch T=2 has a KL gap no larger than block-loc
   }
 }
 
-TEST_CASE("on 50 Debian pairs, end-to-end retrieval runs for exact, Monarch and block-local") {
+TEST_CASE("on 50 Debian pairs, end-to-end retrieval with Monarch T=2 in every layer stays close to exact") {
   const auto pairs = read_pairs(default_pairs_file(), kPairs);
   std::vector<std::vector<int>> q, d;
   for (const auto& p : pairs) {
@@ -46,13 +46,11 @@ TEST_CASE("on 50 Debian pairs, end-to-end retrieval runs for exact, Monarch and 
   MESSAGE("exact acc@1 " << exact.score.acc1 << ", MRR " << exact.score.mrr);
   CHECK(exact.score.acc1 > 0.6);  // the model really retrieves; chance is 1/50
   CHECK(exact.score.mrr >= exact.score.acc1);
-  for (const char* spec : {"monarch:T=2", "local"}) {
-    const auto r = end_to_end(model(), q, d, AttentionChoice::parse(spec), 16, nullptr, nullptr, &eq, &ed);
-    MESSAGE(spec << ": acc@1 " << r.score.acc1 << ", MRR " << r.score.mrr << ", cos " << r.cos_to_exact);
-    CHECK(r.score.acc1 >= 0);
-    CHECK(r.score.acc1 <= 1);
-    CHECK(r.cos_to_exact > 0.3);
-    CHECK(r.cos_to_exact < 1 - 1e-9);
-    CHECK(r.flops_per_sequence < exact.flops_per_sequence);
-  }
+  const auto r = end_to_end(model(), q, d, AttentionChoice::parse("monarch:T=2"), 16, nullptr, nullptr, &eq, &ed);
+  MESSAGE("monarch T=2: acc@1 " << r.score.acc1 << ", MRR " << r.score.mrr << ", cos " << r.cos_to_exact);
+  CHECK(r.score.acc1 >= 0.5);  // measured 0.94 on these 50 pairs; chance is 0.02
+  CHECK(r.score.acc1 <= 1);
+  CHECK(r.cos_to_exact > 0.8);
+  CHECK(r.cos_to_exact < 1 - 1e-9);
+  CHECK(r.flops_per_sequence < exact.flops_per_sequence);
 }

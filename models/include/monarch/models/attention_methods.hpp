@@ -11,9 +11,8 @@
 //   block-local  2 N' b d + N' b + 2 N' b d_v, N' = ceil(N/b) b  (the first R-update and Y of eq. (4))
 //   nystrom      2 N d                                       (segment means of Q and K)
 //              + 2 N c d + N c + 2 c^2 d + c^2 + 2 c N d + c N  (the three softmax kernels)
-//              + 48 c^3                                      (pinv, counted as the 6 Newton steps
-//                                                             of 4 c x c products Xiong et al. use;
-//                                                             we compute it exactly by SVD)
+//              + 48 c^3                                      (pinv: 6 Newton-Schulz steps of 4
+//                                                             c x c products, as Xiong et al.)
 //              + 2 c N d_v + 2 c^2 d_v + 2 N c d_v           (B V, pinv (B V), F (...))
 #pragma once
 
@@ -67,9 +66,12 @@ Matrix<double> block_local_head(const double* Q, const double* K, const double* 
                                 double tau);
 
 /// Nystrom attention (Xiong et al. 2021) with c landmarks: the segment means of the valid
-/// queries and keys, O = softmax(Q K~^T) pinv(softmax(Q~ K~^T)) softmax(Q~ K^T) V.
+/// queries and keys, O = softmax(Q K~^T) pinv(softmax(Q~ K~^T)) softmax(Q~ K^T) V, the
+/// pseudo-inverse approximated by 6 Newton-Schulz steps as in the paper.
+constexpr int kNystromPinvSteps = 6;  ///< Newton-Schulz steps, as in Nystromformer
 Matrix<double> nystrom_head(const double* Q, const double* K, const double* V, int N, int d,
-                            int dv, std::span<const std::uint8_t> keep, int c, double tau);
+                            int dv, std::span<const std::uint8_t> keep, int c, double tau,
+                            int pinv_steps = kNystromPinvSteps);
 
 /// One head with any method. Returns (N, d_v).
 Matrix<double> attend_head(const AttentionChoice& a, const double* Q, const double* K,
