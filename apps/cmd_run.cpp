@@ -11,6 +11,12 @@
 #include "inputs.hpp"
 #include "io/safetensors.hpp"
 #include "monarch/attention.hpp"
+#ifdef MONARCH_WITH_CUDA
+#include <limits>
+#include <stdexcept>
+
+#include "monarch_cuda/monarch_cuda.hpp"
+#endif
 
 namespace monarch::cli {
 namespace {
@@ -74,18 +80,65 @@ DeviceResult run_reference(const RunArgs& a, const AttentionInputs& in, const Op
 
 /// Validates --device and --precision before any file is read; fills in the default precision.
 void check_device(RunArgs& a) {
+#ifdef MONARCH_WITH_CUDA
+  // ---- CUDA branch (issue 3): --device cuda --precision fp32|fp16|bf16, level 2 (tensor cores) ----
+  if (a.device == "cuda") {
+    if (a.precision.empty()) a.precision = "fp32";
+    cuda::parse_dtype(a.precision);  // InputError for anything but fp32, fp16, bf16
+    if (a.trace)
+      throw InputError("--trace (F after every half-step) is computed by the reference: use --device cpu");
+    return;
+  }
+  if (a.device != "cpu")
+    throw InputError("unknown device '" + a.device + "': this build supports --device cpu or cuda");
+#else
   if (a.device != "cpu")
     throw InputError("unknown device '" + a.device + "': this build supports --device cpu");
+#endif
   if (a.precision.empty()) a.precision = "fp64";  // the reference's ground truth
   if (a.precision != "fp64" && a.precision != "fp32")
     throw InputError("precision '" + a.precision + "' is not available on cpu: use fp64 or fp32");
 }
+
+#ifdef MONARCH_WITH_CUDA
+// ---- CUDA branch (issue 3) ----
+/// Inputs narrowed to float for the device (which rounds further to fp16/bf16 if asked).
+Tensor4<float> to_device_float(const Tensor4<double>& t, const char* name) {
+  for (std::size_t i = 0; i < t.data.size(); ++i)
+    if (std::abs(t.data[i]) > std::numeric_limits<float>::max())
+      throw InputError(std::string(name) + " holds " + std::to_string(t.data[i]) + " at flat index " +
+                       std::to_string(i) + ", outside the fp32 range of --device cuda");
+  return convert<float>(t);
+}
+
+/// MonarchAttention on the GPU (level 2, tensor cores for fp16/bf16); --exact runs the naive cuBLAS
+/// softmax attention in the same precision.
+DeviceResult run_cuda(const RunArgs& a, const AttentionInputs& in, const Options& opt) {
+  const cuda::DeviceInfo dev = cuda::device_info();
+  if (!dev.ok) throw std::runtime_error("--device cuda: no CUDA device (" + dev.reason + ")");
+  const cuda::Config cfg{cuda::Level::TensorCore, cuda::parse_dtype(a.precision)};
+  const Tensor4<float> q = to_device_float(in.q, "q"), k = to_device_float(in.k, "k"),
+                       v = to_device_float(in.v, "v");
+  DeviceResult r;
+  r.out_dtype = io::DType::F32;  // fp16/bf16 results are exact in F32
+  const Tensor4<float> o = cuda::monarch_attention(q, k, v, &in.mask, opt, cfg);
+  r.out.assign(o.data.begin(), o.data.end());
+  if (a.exact) {
+    const Tensor4<float> x = cuda::naive_attention(q, k, v, &in.mask, opt, cfg.dtype);
+    r.exact.assign(x.data.begin(), x.data.end());
+  }
+  return r;
+}
+#endif
 
 DeviceResult run_on_device(const RunArgs& a, const AttentionInputs& in, const Options& opt) {
   if (a.device == "cpu") {
     if (a.precision == "fp64") return run_reference<double>(a, in, opt);
     return run_reference<float>(a, in, opt);
   }
+#ifdef MONARCH_WITH_CUDA
+  if (a.device == "cuda") return run_cuda(a, in, opt);
+#endif
   throw InputError("unknown device '" + a.device + "'");
 }
 // ==============================================================================================
@@ -181,10 +234,11 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--pad", a->pad, "where pads go when b does not divide N: pre or post")
       ->capture_default_str();
   a->scale_opt = cmd->add_option("--scale", a->scale, "softmax scale tau (default 1/sqrt(d))");
-  cmd->add_option("--precision", a->precision, "fp64 or fp32 (default fp64 on cpu)");
+  cmd->add_option("--precision", a->precision,
+                  "cpu: fp64 or fp32 (default fp64); cuda: fp32, fp16 or bf16 (default fp32)");
   cmd->add_flag("--exact", a->exact, "also write exact softmax attention and print the relative error");
   cmd->add_flag("--trace", a->trace, "print F and the KL gap after every half-step");
-  cmd->add_option("--device", a->device, "cpu")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, or cuda where the build has the CUDA path")->capture_default_str();
   cmd->callback([a] { run(*a); });
 }
 
