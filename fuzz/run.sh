@@ -1,64 +1,74 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang and runs each for a bounded time, after replaying the
-# saved regression inputs (fuzz/regressions/<target>/) and the seed corpus through it.
+# Builds the libFuzzer targets with clang, replays the saved findings (fuzz/regressions/<target>/)
+# and the seed corpus through each, then fuzzes every target for a bounded time. The targets fuzz
+# side by side (CI has 2 cores), so the whole run takes about the build plus SECONDS.
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET]      default 60; BUILD_DIR overrides build-fuzz/
 #
 # New corpus entries go to the build directory, never into the repository. A crash leaves its
-# input as build-fuzz/artifacts/<target>/crash-*: copy it to fuzz/regressions/<target>/ once the
-# owner has fixed the bug, so that ctest replays it (tests/hardening/test_fuzz_regressions.cpp).
+# input in build-fuzz/artifacts/<target>/: report it (/work/notes/bugs.md), and copy it to
+# fuzz/regressions/<target>/ so that ctest replays it (tests/hardening/test_fuzz_regressions.cpp).
 set -euo pipefail
 shopt -s nullglob
 seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-fuzz}"
 fuzz="$root/fuzz"
+targets=(fuzz_safetensors fuzz_attention fuzz_tokenizer)
 
-CXX="${CXX_FUZZ:-$(command -v clang++ || command -v clang++-14 || true)}"
-[ -n "$CXX" ] || { echo "fuzz: clang++ not found (scripts/setup.sh installs clang-14)" >&2; exit 1; }
-cmake -S "$fuzz" -B "$build" -DCMAKE_CXX_COMPILER="$CXX" >/dev/null
-cmake --build "$build" -j2 >/dev/null
+cxx="$(command -v clang++ || command -v clang++-14 || true)"
+[ -n "$cxx" ] || { echo "fuzz: clang++ not found (scripts/setup.d/fuzz.sh installs clang-14)" >&2; exit 1; }
+cmake -S "$fuzz" -B "$build" -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
+cmake --build "$build" -j2 >"$build/build.log" 2>&1 || { tail -20 "$build/build.log"; exit 1; }
 
-# The seed corpus: the committed small valid files (fuzz/make_seeds writes them) plus the
-# shipped example, gathered in the build directory.
-seeds="$build/seeds"
+# Seeds: the committed small valid files (written by fuzz/make_seeds) and the shipped example.
+seeds="$build/seeds/safetensors"
 rm -rf "$seeds" && mkdir -p "$seeds"
-cp "$fuzz"/corpus/safetensors/*.safetensors "$seeds/"
-[ -f "$root/examples/demo.safetensors" ] && cp "$root/examples/demo.safetensors" "$seeds/"
+cp "$fuzz"/corpus/safetensors/* "$seeds/"
+if [ -f "$root/examples/demo.safetensors" ]; then cp "$root/examples/demo.safetensors" "$seeds/"; fi
+declare -A seed_dir=([fuzz_safetensors]="$seeds" [fuzz_attention]="$seeds"
+                     [fuzz_tokenizer]="$fuzz/corpus/tokenizer")
+declare -A options=([fuzz_safetensors]="-dict=$fuzz/safetensors.dict -max_len=16384"
+                    [fuzz_attention]="-dict=$fuzz/safetensors.dict -max_len=16384"
+                    [fuzz_tokenizer]="-max_len=1024")
 
-# target -> its seed directories and extra flags.
-declare -A seed_dirs=([fuzz_safetensors]="$seeds" [fuzz_attention]="$seeds" [fuzz_tokenizer]="$fuzz/corpus/tokenizer")
-declare -A flags=([fuzz_safetensors]="-dict=$fuzz/safetensors.dict -max_len=16384"
-                  [fuzz_attention]="-dict=$fuzz/safetensors.dict -max_len=16384"
-                  [fuzz_tokenizer]="-max_len=4096")
-
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allocator_may_return_null=1"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 status=0
-for target in fuzz_safetensors fuzz_attention fuzz_tokenizer; do
-  exe="$build/$target"
-  [ -x "$exe" ] || { echo "fuzz: $target not built (its sources are absent), skipped"; continue; }
-  regressions="$fuzz/regressions/$target"
-  corpus="$build/corpus/$target"
-  artifacts="$build/artifacts/$target/"
-  mkdir -p "$corpus" "$artifacts"
-  # 1. Every saved finding and every seed must run clean (no fuzzing, each input once).
-  replay=()
-  [ -d "$regressions" ] && replay+=("$regressions"/*)
-  for dir in ${seed_dirs[$target]}; do [ -d "$dir" ] && replay+=("$dir"/*); done
-  if ((${#replay[@]})); then
-    if ! "$exe" ${flags[$target]} "${replay[@]}" >"$build/$target.replay.log" 2>&1; then
-      echo "fuzz: $target FAILED replaying saved inputs, see $build/$target.replay.log"; status=1; continue
-    fi
+built=()
+for t in "${targets[@]}"; do
+  if [ -x "$build/$t" ]; then built+=("$t"); else echo "fuzz: $t not built (its sources are absent), skipped"; fi
+done
+
+# 1. Every saved finding and every seed must run clean, each input once.
+for t in "${built[@]}"; do
+  inputs=("$fuzz/regressions/$t"/* "${seed_dir[$t]}"/*)
+  # (no -max_len here: libFuzzer would cut longer saved inputs short)
+  if ((${#inputs[@]})) && ! "$build/$t" "${inputs[@]}" >"$build/$t.replay.log" 2>&1; then
+    echo "fuzz: $t FAILS on a saved input (see $build/$t.replay.log):"
+    grep -m3 -E "^Running:|what\(\)|ERROR:|runtime error" "$build/$t.replay.log" | tail -3 || true
+    status=1
   fi
-  # 2. Fuzz for a bounded time from the saved corpus plus the seeds.
-  if "$exe" ${flags[$target]} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -artifact_prefix="$artifacts" "$corpus" ${seed_dirs[$target]} \
-      >"$build/$target.log" 2>&1; then
-    echo "fuzz: $target clean for ${seconds}s ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$build/$target.log" | grep -o '[0-9]*$') runs)"
+done
+
+# 2. Fuzz all targets side by side for the given time, each from its saved corpus and seeds.
+pids=()
+for t in "${built[@]}"; do
+  mkdir -p "$build/corpus/$t" "$build/artifacts/$t"
+  "$build/$t" ${options[$t]} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$build/corpus/$t" "${seed_dir[$t]}" \
+    >"$build/$t.log" 2>&1 &
+  pids+=($!)
+done
+for i in "${!built[@]}"; do
+  t="${built[$i]}"
+  if wait "${pids[$i]}"; then
+    runs="$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$build/$t.log" | grep -o '[0-9]*$' || true)"
+    echo "fuzz: $t clean for ${seconds}s (${runs:-?} runs)"
   else
-    echo "fuzz: $target FOUND A PROBLEM, input in $artifacts, log $build/$target.log"; status=1
-    grep -m5 -E "ERROR|runtime error|==ABORT|deadly signal|Test unit written" "$build/$target.log" || true
+    echo "fuzz: $t FOUND A PROBLEM (log $build/$t.log):"
+    grep -m4 -E "what\(\)|ERROR:|runtime error|Test unit written" "$build/$t.log" || true
+    status=1
   fi
 done
 exit $status
