@@ -25,12 +25,14 @@ constexpr int kThreads = 256;  // elementwise kernels: one thread per element
 
 template <class T>
 __global__ void from_float_kernel(const float* __restrict__ src, T* __restrict__ dst, std::size_t n) {
+  static_assert(kIsDeviceDType<T>, "fp32, fp16 or bf16");
   const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (i < n) dst[i] = from_float<T>(src[i]);
 }
 
 template <class T>
 __global__ void to_float_kernel(const T* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  static_assert(kIsDeviceDType<T>, "fp32, fp16 or bf16");
   const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (i < n) dst[i] = to_float<T>(src[i]);
 }
@@ -39,6 +41,7 @@ __global__ void to_float_kernel(const T* __restrict__ src, float* __restrict__ d
 /// a caller-masked query keeps its q here) and c_R[k, j] = 1. One thread per (head, padded row, c).
 template <class T>
 __global__ void r_stats_init_kernel(Problem p) {
+  static_assert(kIsDeviceDType<T>, "q is fp32, fp16 or bf16");  // grid: (N' d / threads, E H)
   const int head = blockIdx.y;
   const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (i >= static_cast<std::size_t>(p.Np) * p.d) return;

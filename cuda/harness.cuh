@@ -73,6 +73,11 @@ __device__ __forceinline__ T from_float(float x) {
   else return __float2bfloat16_rn(x);
 }
 
+/// True for the element types the device path accepts (fp32, fp16, bf16).
+template <class T>
+constexpr bool kIsDeviceDType =
+    std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+
 /// Head index h' = e*H + h of a kernel's blockIdx.y, and its batch element e.
 __device__ __forceinline__ int head_batch(const Problem& p, int head) { return head / p.H; }
 

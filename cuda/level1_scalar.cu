@@ -25,7 +25,8 @@ constexpr int kThreads = 128;
 /// Mirrors detail::r_statistics_position. One thread per padded row k*b + j of one head.
 template <class T>
 __global__ void __launch_bounds__(kThreads) r_stats_kernel(Problem p) {
-  static_assert(kMaxDim >= 1, "thread-local arrays need a size");
+  static_assert(kIsDeviceDType<T>, "inputs are fp32, fp16 or bf16");
+  static_assert(kMaxDim == 256, "= max_head_dim(Level::Scalar): validate_session refuses d, d_v > kMaxDim");
   const int head = blockIdx.y;
   const int row = blockIdx.x * blockDim.x + threadIdx.x;  // k*b + j
   if (row >= p.Np) return;
@@ -60,7 +61,8 @@ __global__ void __launch_bounds__(kThreads) r_stats_kernel(Problem p) {
 /// Mirrors detail::r_update_block and detail::block_summaries; R_k[j, :] is never stored.
 template <class T>
 __global__ void __launch_bounds__(kThreads) r_update_kernel(Problem p, bool want_Y) {
-  static_assert(kMaxDim >= 1, "thread-local arrays need a size");
+  static_assert(kIsDeviceDType<T>, "inputs are fp32, fp16 or bf16");
+  static_assert(kMaxDim == 256, "= max_head_dim(Level::Scalar): validate_session refuses d, d_v > kMaxDim");
   const int head = blockIdx.y;
   const int row = blockIdx.x * blockDim.x + threadIdx.x;  // k*b + j
   if (row >= p.Np) return;
@@ -126,7 +128,8 @@ __global__ void __launch_bounds__(kThreads) r_update_kernel(Problem p, bool want
 /// its lse; only token rows are written to O.
 template <class T>
 __global__ void __launch_bounds__(kThreads) l_update_kernel(Problem p, bool want_O) {
-  static_assert(kMaxDim >= 1, "thread-local arrays need a size");
+  static_assert(kIsDeviceDType<T>, "inputs are fp32, fp16 or bf16");
+  static_assert(kMaxDim == 256, "= max_head_dim(Level::Scalar): validate_session refuses d, d_v > kMaxDim");
   const int head = blockIdx.y;
   const int row = blockIdx.x * blockDim.x + threadIdx.x;  // l*b + j
   if (row >= p.Np) return;

@@ -82,6 +82,7 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) r_update_kernel(Problem p, bool want_Y) {
   static_assert(kRows == kFrag * kWarps, "one 16-row strip per warp");
   static_assert(kThreads == 32 * kWarps, "the launch uses kThreads threads");
+  static_assert(kMaxDim == 128, "= max_head_dim(Level::TensorCore): validate_session refuses d, d_v > kMaxDim");
   extern __shared__ __align__(128) unsigned char smem[];
   const Layout<T> L(p.d, p.dv, true, true, want_Y);
   const int tiles_j = (p.b + kRows - 1) / kRows;
@@ -168,6 +169,7 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) l_update_kernel(Problem p, bool want_O) {
   static_assert(kRows == kFrag * kWarps, "one 16-row strip per warp");
   static_assert(kThreads == 32 * kWarps, "the launch uses kThreads threads");
+  static_assert(kMaxDim == 128, "= max_head_dim(Level::TensorCore): validate_session refuses d, d_v > kMaxDim");
   extern __shared__ __align__(128) unsigned char smem[];
   const Layout<T> L(p.d, p.dv, want_O, false, want_O);
   const int tiles_l = (p.m + kRows - 1) / kRows;
@@ -248,6 +250,7 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) r_stats_kernel(Problem p) {
   static_assert(kRows == kFrag * kWarps, "one 16-row strip per warp");
   static_assert(kThreads == 32 * kWarps, "the launch uses kThreads threads");
+  static_assert(kMaxDim == 128, "= max_head_dim(Level::TensorCore): validate_session refuses d, d_v > kMaxDim");
   extern __shared__ __align__(128) unsigned char smem[];
   const Layout<T> L(p.d, p.dv, false, true, false);
   const int tiles_k = (p.m + kRows - 1) / kRows;
