@@ -15,9 +15,12 @@ namespace monarch {
 ///    when block k holds no valid key (then L gives it zero weight, spec §4).
 template <class S>
 struct MonarchFactors {
+  ///@{
+  /// m blocks of b positions: N' = m b.
   int m = 0, b = 0;
-  std::vector<Matrix<S>> L;  // b x (m, m), L[j](k, l) = L_j[k, l]
-  std::vector<Matrix<S>> R;  // m x (b, b), R[k](j, i) = R_k[j, i]
+  ///@}
+  std::vector<Matrix<S>> L;  ///< b x (m, m), L[j](k, l) = L_j[k, l]; eq. (2)
+  std::vector<Matrix<S>> R;  ///< m x (b, b), R[k](j, i) = R_k[j, i]; eq. (2)
 };
 
 /// Random factors with strictly positive entries (for tests of the algebra).

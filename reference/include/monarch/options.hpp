@@ -44,6 +44,8 @@ struct Geometry {
   int Np = 0;   ///< padded length N' = m b
   int off = 0;  ///< token n sits at padded index n + off (off = N' - N for pre-padding)
 
+  /// The layout of N tokens in blocks of `block` (0 = default_block(N)) with the given padding,
+  /// eq. (1). Throws InputError for N < 1, b < 1 or b > N.
   static Geometry make(int N, int block, Pad pad) {
     if (N < 1) throw InputError("sequence length N must be >= 1, got " + std::to_string(N));
     const int b = block == 0 ? default_block(N) : block;

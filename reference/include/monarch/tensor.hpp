@@ -15,18 +15,26 @@ namespace monarch {
 /// A dense row-major tensor of shape (E, H, N, D): batch, heads, tokens, features.
 template <class S>
 struct Tensor4 {
+  ///@{
+  /// The shape: batch E, heads H, tokens N, features D.
   int E = 0, H = 0, N = 0, D = 0;
-  std::vector<S> data;  // (E, H, N, D) row-major
+  ///@}
+  std::vector<S> data;  ///< (E, H, N, D) row-major
 
   Tensor4() = default;
+  /// A zero-filled tensor of shape (e, h, n, d).
   Tensor4(int e, int h, int n, int d)
       : E(e), H(h), N(n), D(d), data(static_cast<std::size_t>(e) * h * n * d) {}
 
+  /// Elements of one head, N D.
   std::size_t head_size() const { return static_cast<std::size_t>(N) * D; }
+  /// The (N, D) row-major block of batch element e, head h.
   S* head(int e, int h) { return data.data() + (static_cast<std::size_t>(e) * H + h) * head_size(); }
+  /// The (N, D) row-major block of batch element e, head h.
   const S* head(int e, int h) const {
     return data.data() + (static_cast<std::size_t>(e) * H + h) * head_size();
   }
+  /// "(E, H, N, D)", for error messages.
   std::string shape() const {
     return "(" + std::to_string(E) + ", " + std::to_string(H) + ", " + std::to_string(N) + ", " +
            std::to_string(D) + ")";
@@ -35,10 +43,14 @@ struct Tensor4 {
 
 /// One boolean per batch element and token, true = keep the key. Empty = keep everything.
 struct KeyMask {
+  ///@{
+  /// The shape: batch E, tokens N.
   int E = 0, N = 0;
-  std::vector<std::uint8_t> keep;  // (E, N), nonzero = keep
+  ///@}
+  std::vector<std::uint8_t> keep;  ///< (E, N), nonzero = keep
 
-  bool empty() const { return keep.empty(); }
+  bool empty() const { return keep.empty(); }  ///< no mask: every key is kept
+  /// The N flags of batch element e.
   const std::uint8_t* row(int e) const { return keep.data() + static_cast<std::size_t>(e) * N; }
 };
 
