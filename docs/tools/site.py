@@ -143,10 +143,10 @@ def convert_inline(text, origin, site, table=False):
     """Math, links, citations and symbol links in running text (no fenced code, no display math)."""
     links = []
 
-    def hold(m):  # links first: their labels may hold code or math, converted on their own
+    def hold(m):  # links first, so that nothing inside them is converted
         bang, label, target = m.groups()
-        if not bang:  # Doxygen 1.9.4 shows backticks inside a link's text literally
-            label = re.sub(r"`([^`]+)`", r"<tt>\1</tt>", convert_spans(label, origin, site, table))
+        if not bang:  # Doxygen 1.9.4 shows backticks (and HTML) in a link's text literally
+            label = re.sub(r"`([^`]+)`", r"\1", label)
         links.append(convert_link(bang, label, target, origin, site))
         return f"\x00{len(links) - 1}\x00"
 
@@ -163,7 +163,8 @@ def convert_spans(text, origin, site, table=False):
     def flush():
         s = "".join(plain)
         plain.clear()
-        s = link_citations(s)
+        if not text.lstrip().startswith("#"):  # Doxygen does not run \ref inside a heading
+            s = link_citations(s)
         s = NOT_A_TAG.sub("&lt;", s)
         out.append(s)
 
@@ -200,7 +201,7 @@ def convert_link(bang, label, target, origin, site):
         return f"\\image html {os.path.basename(target)} \"{label}\""
     resolved = site.resolve_link(origin, target)
     if resolved is None:  # a repository file the site does not render: keep the words, drop the link
-        if "`" in label or "<code>" in label or "<tt>" in label or " " in label or "." not in label:
+        if "`" in label or "<code>" in label or " " in label or "." not in label:
             return label
         return f"`{label}`"
     return f"[{label}]({resolved})"
