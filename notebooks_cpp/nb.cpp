@@ -163,12 +163,12 @@ void lineplot(const std::string& file, const std::string& caption, const PlotAxe
       dat << "\n\n";
     }
     std::ofstream gp(stem + ".gp");
-    gp << "set terminal pngcairo size 900,600 font 'DejaVu Sans,11'\n"
+    gp << "set terminal pngcairo size 900,600 font 'DejaVu Sans,11' noenhanced\n"
        << "set output '" << path_of(file) << "'\n"
        << "set grid lc rgb '#dddddd'\nset key below\nset border lc rgb '#555555'\n"
        << "set xlabel \"" << axes.xlabel << "\"\nset ylabel \"" << axes.ylabel << "\"\n";
     if (axes.logx) gp << "set logscale x\n";
-    if (axes.logy) gp << "set logscale y\nset format y '10^{%L}'\n";
+    if (axes.logy) gp << "set logscale y\nset format y '%g'\n";
     gp << "plot ";
     for (std::size_t k = 0; k < series.size(); ++k)
       gp << (k ? ", " : "") << "'" << stem << ".dat' index " << k << " with "

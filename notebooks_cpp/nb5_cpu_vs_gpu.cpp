@@ -27,7 +27,10 @@
 #endif
 
 namespace {
-// Shows the recorded GPU results: every bench/results file whose name mentions the GPU.
+// Shows the recorded GPU results: the head of every bench/results file whose name mentions the GPU
+// (up to its raw-output section); the Benchmark results page of the docs has them in full.
+constexpr int kMaxLinesPerFile = 45;
+
 void show_recorded_results() {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(MONARCH_SOURCE_DIR) / "bench" / "results";
@@ -36,7 +39,7 @@ void show_recorded_results() {
     for (const auto& e : fs::directory_iterator(dir)) {
       const std::string n = e.path().filename().string();
       if (n.find("cuda") != std::string::npos || n.find("gpu") != std::string::npos ||
-          n.find("h100") != std::string::npos || n.find("H100") != std::string::npos)
+          n.find("h100") != std::string::npos || n.find("h200") != std::string::npos)
         files.push_back(e.path());
     }
   std::sort(files.begin(), files.end());
@@ -44,10 +47,25 @@ void show_recorded_results() {
     std::cout << "No GPU results are recorded in bench/results/ yet.\n";
     return;
   }
-  const fs::path last = files.back();
-  std::cout << "The last recorded GPU results, bench/results/" << last.filename().string() << ":\n\n";
-  std::ifstream in(last);
-  std::cout << in.rdbuf() << "\n";
+  std::cout << "The recorded GPU results in bench/results/ (the first lines of each file; the Benchmark results\n"
+               "page has them in full):\n";
+  for (const auto& f : files) {
+    std::cout << "\n==> bench/results/" << f.filename().string() << "\n";
+    std::ifstream in(f);
+    std::string line;
+    int shown = 0, rest = 0;
+    bool raw = false;
+    while (std::getline(in, line)) {
+      raw = raw || line.rfind("## Raw", 0) == 0;
+      if (!raw && shown < kMaxLinesPerFile) {
+        std::cout << line << "\n";
+        ++shown;
+      } else {
+        ++rest;
+      }
+    }
+    if (rest) std::cout << "[... " << rest << " more lines]\n";
+  }
 }
 }  // namespace
 

@@ -50,13 +50,23 @@ double best_seconds(F&& f, int repeats) {
   return best;
 }
 
-// Google Benchmark console lines "BM_Name/<args>/N[_mean]  <time> <unit> ..." -> series of (N, seconds).
+// Recorded results -> series of (N, seconds per call). Two formats are read:
+//  - Google Benchmark console lines "BM_Name/<args>/N[_mean]  <time> <unit> ...";
+//  - Markdown table rows "| E1xN4096 | method | 283 us | ..." (bench/cuda's tables; E = 1 rows only).
 std::map<std::string, std::vector<std::pair<double, double>>> parse_bench(const std::string& path) {
   std::map<std::string, std::vector<std::pair<double, double>>> out;
   std::ifstream in(path);
   std::string line;
   const std::map<std::string, double> unit = {{"ns", 1e-9}, {"us", 1e-6}, {"ms", 1e-3}, {"s", 1}};
   while (std::getline(in, line)) {
+    int e = 0, n = 0;
+    char method[64] = {0}, tunit[8] = {0};
+    double time = 0;
+    if (std::sscanf(line.c_str(), "| E%dxN%d | %63s | %lf %7s |", &e, &n, method, &time, tunit) == 5 &&
+        unit.count(tunit)) {
+      if (e == 1) out[std::string(method) + " (E = 1)"].push_back({double(n), time * unit.at(tunit)});
+      continue;
+    }
     std::istringstream ls(line);
     std::string name, u;
     double t = 0;
@@ -180,7 +190,11 @@ int main(int argc, char** argv) {
   /// ## Recorded results
   ///
   /// Every file in `bench/results/` (the benchmark page of this site shows them in full). Lines in
-  /// Google Benchmark's console format (`BM_Name/.../N  time unit`) are plotted against $N$.
+  /// Google Benchmark's console format (`BM_Name/.../N  time unit`) and rows of the GPU benchmark
+  /// tables (`| E1xN4096 | method | time |`, one sequence of 12 heads) are plotted against $N$,
+  /// next to the CPU reference measured above (one head). The GPU rows are the ladder of
+  /// [the GPU page](../docs/gpu.md): level 1 (`monarch_L1`), level 2 (`monarch_L2`) and the naive
+  /// cuBLAS baseline.
   const std::filesystem::path results = std::filesystem::path(MONARCH_SOURCE_DIR) / "bench" / "results";
   std::vector<std::string> files;
   if (std::filesystem::is_directory(results))
