@@ -14,7 +14,7 @@ namespace monarch {
 template <class S>
 S logsumexp(const Vector<S>& z);
 
-/// H(p) = -sum_i p_i log p_i with 0 log 0 = 0.
+/// H(p) = -sum_i p_i log p_i with 0 log 0 = 0: the entropy term of eq. (5).
 template <class S>
 S entropy(const Vector<S>& p);
 
