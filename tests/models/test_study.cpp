@@ -12,7 +12,7 @@ using monarch::models::test::model;
 
 namespace {
 constexpr int kPairs = 50;
-constexpr int kLayerTexts = 12;  // documents whose real Q, K, V feed the per-layer check
+constexpr int kLayerTexts = kPairs;  // documents whose real Q, K, V feed the per-layer check
 }  // namespace
 
 TEST_CASE("on 50 Debian pairs, Monarch T=2 has a KL gap no larger than block-local in every layer") {
