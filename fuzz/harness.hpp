@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -116,9 +117,15 @@ bool all_finite(const Tensor4<T>& t) {
 template <class S>
 void attend(const Tensor4<double>& q, const Tensor4<double>& k, const Tensor4<double>& v,
             const KeyMask& mask, const Options& opt) {
+  // Narrowing a double beyond S's range is undefined in ISO C++: make it +-inf explicitly, which
+  // the validation then refuses, as it must refuse any value the precision cannot hold.
   auto narrow = [](const Tensor4<double>& t) {
     Tensor4<S> out(t.E, t.H, t.N, t.D);
-    for (std::size_t i = 0; i < t.data.size(); ++i) out.data[i] = static_cast<S>(t.data[i]);
+    constexpr double kMax = std::numeric_limits<S>::max();
+    for (std::size_t i = 0; i < t.data.size(); ++i) {
+      const double x = t.data[i];
+      out.data[i] = std::abs(x) <= kMax ? static_cast<S>(x) : std::copysign(std::numeric_limits<S>::infinity(), x);
+    }
     return out;
   };
   const Tensor4<S> qs = narrow(q), ks = narrow(k), vs = narrow(v);
