@@ -358,6 +358,8 @@ def cmd_pages(args):
         label, _, origin = rest.partition("@")
         label, *flags = label.split(":")
         equations, subpages = "equations" in flags, "subpages" in flags
+        if "optional" in flags and not os.path.exists(path):
+            continue  # a page another area has not written yet: links to it stay plain text
         origin = origin or os.path.relpath(path, args.root)
         pages[os.path.normpath(origin)] = label
         specs.append((path, label, origin, equations, subpages))
@@ -440,7 +442,8 @@ def main():
     s.add_argument("--symbols")
     s.add_argument("--mainpage", default="")
     s.add_argument("--mainpage-footer", default="")
-    s.add_argument("--page", action="append", default=[], help="path=label[:equations][@origin]")
+    s.add_argument("--page", action="append", default=[],
+                   help="path=label[:equations][:subpages][:optional][@origin]")
     s = sub.add_parser("filter")
     s.add_argument("file")
     s = sub.add_parser("bench")
