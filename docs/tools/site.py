@@ -364,10 +364,14 @@ def cmd_pages(args):
         pages[os.path.normpath(origin)] = label
         specs.append((path, label, origin, equations, subpages))
     site = Site(args.root, pages, symbols)
+    # cuda/ and models/ have functions of the same names as the reference's (monarch_attention)
+    # and are not in the API reference: their pages get no `code span` links.
+    plain_site = Site(args.root, pages, [])
     os.makedirs(args.out, exist_ok=True)
     for path, label, origin, equations, subpages in specs:
         text = open(path, encoding="utf-8").read()
-        page = convert_page(text, origin, label, site, equations=equations, subpages=subpages)
+        page_site = plain_site if origin.startswith(("cuda/", "models/")) else site
+        page = convert_page(text, origin, label, page_site, equations=equations, subpages=subpages)
         if label == args.mainpage and args.mainpage_footer:
             # The learning path goes before the main page's first section, where a reader looks.
             footer = os.path.relpath(args.mainpage_footer, args.root)
