@@ -1,8 +1,8 @@
 // docs/bad-inputs.md is the list: this test reads its tables, builds the input each row describes,
 // and requires exactly the row's message -- from the C++ API (an InputError / FormatError) and/or
 // from `monarch run` (one line "monarch: error: ..." on stderr, exit status 2). A row without a
-// case here, or a case without a row, fails. `<file>` in a message stands for the input's path,
-// `<reason>` for any text.
+// case here, or a case without a row, fails. `{file}` in a message stands for the input's path,
+// any other `{placeholder}` (such as `{reason}`) for any text.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -57,18 +57,23 @@ std::vector<Row> read_table() {
   return rows;
 }
 
-const std::regex kPlaceholder("<[a-z]+>");
+const std::regex kPlaceholder(R"(\{[a-z]+\})");
 
-/// The expected line as a regex: the message verbatim, `<file>` -> the path, any other
-/// `<placeholder>` (such as `<reason>`) -> .+
+/// The expected line as a regex: the message verbatim, `{file}` -> the path, any other
+/// `{placeholder}` (such as `{reason}`) -> .+
 std::regex expected_regex(const std::string& message, const std::string& path) {
   auto escape = [](const std::string& s) {
     static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
     return std::regex_replace(s, special, R"(\$&)");
   };
-  std::string pattern = std::regex_replace(escape(message), std::regex("<file>"), escape(path));
-  pattern = std::regex_replace(pattern, kPlaceholder, ".+");
-  return std::regex(pattern);
+  std::string pattern;
+  std::size_t last = 0;
+  for (std::sregex_iterator it(message.begin(), message.end(), kPlaceholder), end; it != end; ++it) {
+    pattern += escape(message.substr(last, it->position() - last));
+    pattern += it->str() == "{file}" ? escape(path) : std::string(".+");
+    last = it->position() + it->length();
+  }
+  return std::regex(pattern + escape(message.substr(last)));
 }
 
 /// The longest piece of a message between placeholders: what must occur in the source verbatim.
@@ -451,7 +456,7 @@ TEST_CASE("every rejected input of docs/bad-inputs.md gives its documented messa
       std::string args = "run " + quoted(path) + " " + quoted((dir.path / "out.safetensors").string());
       for (const auto& a : c.cli_args) args += " " + quoted(a);
       const CliResult res = run_cli(args, dir.path);
-      const std::string prefix = c.cli_names_file ? "monarch: error: <file>: " : "monarch: error: ";
+      const std::string prefix = c.cli_names_file ? "monarch: error: {file}: " : "monarch: error: ";
       CAPTURE(res.err);
       CHECK(res.status == 2);
       REQUIRE(!res.err.empty());
