@@ -57,6 +57,7 @@ Matrix<S> monarch_head(const S* Q, const S* K, const S* V, int N, int d, int dv,
   validate_options(opt);
   const Geometry g = Geometry::make(N, opt.block, opt.pad);
   const S tau = static_cast<S>(resolve_scale(opt, d));
+  validate_score_range(Q, K, static_cast<std::size_t>(N) * d, d, tau);
   const PaddedHead<S> ph = pad_head(Q, K, V, N, d, dv, keep, g);
   if (std::none_of(ph.valid.begin(), ph.valid.end(), [](auto v) { return v != 0; }))
     throw InputError("every key of the sequence is masked: attention over an empty set is undefined");
@@ -125,6 +126,7 @@ template <class S>
 Matrix<S> exact_head(const S* Q, const S* K, const S* V, int N, int d, int dv,
                      std::span<const std::uint8_t> keep, S tau) {
   constexpr int kChunk = 256;  // query rows per score block: memory O(kChunk * N), not O(N^2)
+  validate_score_range(Q, K, static_cast<std::size_t>(N) * d, d, tau);
   const ConstMatrixMap<S> Qm(Q, N, d), Km(K, N, d), Vm(V, N, dv);
   Matrix<S> O(N, dv);
   for (int r0 = 0; r0 < N; r0 += kChunk) {

@@ -298,7 +298,7 @@ std::map<std::string, Case> cases() {
   c["V1"] = value_case([nan](Qkv& x) { x.q.data[5] = nan; });
   c["V2"] = value_case([inf](Qkv& x) { x.k.data[0] = inf; });
   c["V3"] = value_case([inf](Qkv& x) { x.v.data[23] = -inf; });
-  // Finite inputs whose scores overflow (bug B1): only the CLI refuses them so far.
+  // Finite inputs whose scores overflow: refused before any score is formed (validate_score_range).
   auto overflowing = [](io::DType t, double big) {
     return [t, big](const std::string& p) {
       io::write_safetensors(p, {io::make_tensor("q", t, {1, 1, 2, 1}, std::vector<double>{big, -big}),
@@ -306,10 +306,17 @@ std::map<std::string, Case> cases() {
                                 io::make_tensor("v", t, {1, 1, 2, 1}, std::vector<double>{1.0, 2.0})});
     };
   };
+  auto attend_file = []<class S>(S, const std::string& p) {
+    const auto f = io::SafetensorsFile::open(p);
+    monarch_attention(io::read_tensor4<S>(f, "q"), io::read_tensor4<S>(f, "k"), io::read_tensor4<S>(f, "v"),
+                      nullptr, Options{});
+  };
   c["V4"] = cli_case({});
   c["V4"].write = overflowing(io::DType::F64, 1e200);
+  c["V4"].library = [attend_file](const std::string& p) { attend_file(0.0, p); };
   c["V5"] = cli_case({"--precision", "fp32"});
   c["V5"].write = overflowing(io::DType::F32, 1e20);
+  c["V5"].library = [attend_file](const std::string& p) { attend_file(0.0f, p); };
   // Files.
   c["F1"] = file_case([](const std::string&) {});  // nothing written: the file does not exist
   c["F1"].format_error = false;                     // an unreadable file is an InputError

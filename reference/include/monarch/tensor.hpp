@@ -2,9 +2,12 @@
 // Eigen-free, so the CUDA host code and the file readers can share it.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -94,6 +97,30 @@ void validate_inputs(const Tensor4<S>& Q, const Tensor4<S>& K, const Tensor4<S>&
         throw InputError("mask hides every key of batch element " + std::to_string(e) +
                          ": attention over an empty set is undefined");
     }
+  }
+}
+
+/// Rejects finite inputs so large that a score tau q.k could overflow S (then the softmax would
+/// turn inf - inf into NaN). The bound |tau q.k| <= |tau| d max|q| max|k| is compared with a quarter
+/// of S's largest value in log space, so the check itself cannot overflow. O(N d) per head.
+template <class S>
+void validate_score_range(const S* Q, const S* K, std::size_t count, int d, double tau) {
+  double max_q = 0, max_k = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    max_q = std::max(max_q, std::abs(static_cast<double>(Q[i])));
+    max_k = std::max(max_k, std::abs(static_cast<double>(K[i])));
+  }
+  if (max_q == 0 || max_k == 0 || tau == 0) return;
+  constexpr double kHeadroom = 4;  // room for the softmax's shift and sums of several scores
+  const double log_bound = std::log(std::abs(tau)) + std::log(static_cast<double>(d)) +
+                           std::log(max_q) + std::log(max_k);
+  if (log_bound > std::log(static_cast<double>(std::numeric_limits<S>::max()) / kHeadroom))
+  {
+    char sizes[96];
+    std::snprintf(sizes, sizeof sizes, "largest q entry %.3g in size, largest k entry %.3g", max_q, max_k);
+    throw InputError(std::string("q and k are too large for ") +
+                     (sizeof(S) == sizeof(float) ? "float" : "double") +
+                     ": the scores tau q.k can overflow (" + sizes + "; rescale q and k)");
   }
 }
 
