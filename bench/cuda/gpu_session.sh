@@ -3,7 +3,8 @@
 # the benchmarks, then compute-sanitizer (memcheck, racecheck) on the small test cases.
 # Logs go to $OUT (the run tool brings them back). Each step gets at most its own limit and what is
 # left of BUDGET seconds, so the whole call ends inside the tool's 600 s.
-#   usage: bash bench/cuda/gpu_session.sh [steps...]   (default: all of build tests check bench memcheck racecheck)
+#   usage: bash bench/cuda/gpu_session.sh [steps...]   (default: all of build tests check bench memcheck racecheck;
+#   also initcheck and racecheck_bf16)
 set -u
 OUT=${OUT:-/tmp/monarch-out}
 BUDGET=${BUDGET:-570}
@@ -90,6 +91,21 @@ for s in $STEPS; do
       step "racecheck cuda_levels fp16+fp32" 150 sanitizer.txt compute-sanitizer --tool racecheck --racecheck-report all \
         "$BUILD/tests/cuda/cuda_levels" -tc="fp16*,fp32*"
       grep -E "== racecheck|RACECHECK SUMMARY|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
+      ;;
+    initcheck)
+      # Issue 6: reads of uninitialised device memory, on every GPU test binary (small cases).
+      export MONARCH_CUDA_TEST_QUICK=1
+      for t in cuda_levels cuda_naive cuda_errors; do
+        step "initcheck $t" 150 sanitizer.txt compute-sanitizer --tool initcheck "$BUILD/tests/cuda/$t"
+      done
+      grep -E "== initcheck|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
+      ;;
+    racecheck_bf16)
+      export MONARCH_CUDA_TEST_QUICK=1
+      step "racecheck cuda_levels bf16" 120 sanitizer.txt compute-sanitizer --tool racecheck --racecheck-report all \
+        "$BUILD/tests/cuda/cuda_levels" -tc="bf16*"
+      step "memcheck cuda_errors" 60 sanitizer.txt compute-sanitizer --tool memcheck --leak-check full "$BUILD/tests/cuda/cuda_errors"
+      grep -E "== (racecheck|memcheck)|RACECHECK SUMMARY|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
       ;;
   esac
 done
