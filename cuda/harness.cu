@@ -247,6 +247,18 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
 
   const std::size_t heads = static_cast<std::size_t>(E) * H, es = detail::dtype_size(cfg.dtype);
   const std::size_t f = sizeof(float);
+  // A device too small for the O(N d) buffers below is refused before any allocation, with the
+  // sizes, rather than failing halfway with "out of memory" (docs/bad-inputs.md row G4).
+  const double need = static_cast<double>(heads) *
+                      (static_cast<double>(N) * (2 * d + 2 * dv) * es +                 // Q, K, V, O
+                       static_cast<double>(g.Np) * (2 * d + dv + 3) * f) +              // alpha_R/L, Y, c_R/L, lse_L
+                      static_cast<double>(E) * g.Np;                                    // valid
+  std::size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  constexpr double kHeadroom = 0.9;  // leave room for the context and the kernels' launch state
+  if (need > kHeadroom * static_cast<double>(free_b))
+    throw InputError("MonarchAttention needs " + std::to_string(need / 1e9) + " GB for its buffers, " +
+                     std::to_string(free_b / 1e9) + " GB are free on the device");
   s.Q = DeviceBuffer(heads * N * d * es);
   s.K = DeviceBuffer(heads * N * d * es);
   s.V = DeviceBuffer(heads * N * dv * es);
