@@ -3,15 +3,7 @@
 # the Doxygen site render its formulas offline, python3 runs the page and notebook renderers.
 # A no-op when all are present.
 set -euo pipefail
+source "$(dirname "$0")/../apt_install.sh"
 packages=(gnuplot-nox libjs-mathjax fonts-dejavu-core python3)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]} (docs, notebooks)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing "docs, notebooks" "${packages[@]}"
 echo "setup: docs ok"
