@@ -54,9 +54,13 @@ void run_check(const CheckArgs& a) {
   if (a.pad != "pre" && a.pad != "post") throw InputError("--pad must be pre or post, got '" + a.pad + "'");
   if (a.drop < 0 || a.drop >= 1) throw InputError("--mask-drop must be in [0, 1)");
   std::vector<cuda::Level> levels;
-  if (a.level == 0)
+  if (a.level == 0) {
     levels = {cuda::Level::Scalar, cuda::Level::TensorCore};
-  else
+    if (dtype != cuda::DType::F32) {  // levels 3 and 4: fp16/bf16 only
+      levels.push_back(cuda::Level::Fused);
+      levels.push_back(cuda::Level::WholeHead);
+    }
+  } else
     levels = {cuda::parse_level(a.level)};
   Options opt;
   opt.steps = a.steps;
@@ -96,7 +100,11 @@ void run_check(const CheckArgs& a) {
   int failures = 0, checks = 0;
   for (cuda::Level level : levels) {
     std::printf("level %d (%s), worst over %d heads:\n", static_cast<int>(level),
-                level == cuda::Level::Scalar ? "scalar" : "tensor cores", a.E * a.H);
+                level == cuda::Level::Scalar       ? "scalar"
+                : level == cuda::Level::TensorCore ? "tensor cores"
+                : level == cuda::Level::Fused      ? "fused steps, mma.sync"
+                                                   : "whole head per CTA at T = 1",
+                a.E * a.H);
     cuda::MonarchSession s(a.E, a.H, a.N, a.d, dv, opt, {level, dtype});
     s.upload(Q, K, V, &mask);
     s.poison();
@@ -156,7 +164,10 @@ void add_check_command(CLI::App& app) {
   cmd->add_option("--block", args->block, "block size b (default ceil(sqrt(N)))")->check(CLI::PositiveNumber);
   cmd->add_option("--pad", args->pad, "pre or post")->check(CLI::IsMember({"pre", "post"}));
   cmd->add_option("--dtype", args->dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
-  cmd->add_option("--level", args->level, "1 (scalar) or 2 (tensor cores); default both")->check(CLI::Range(0, 2));
+  cmd->add_option("--level", args->level,
+                  "1 (scalar), 2 (tensor cores), 3 (fused steps) or 4 (whole head per CTA); 3 and 4 run fp16/bf16; "
+                  "default: every level that runs the dtype")
+      ->check(CLI::Range(0, 4));
   cmd->add_option("--mask-drop", args->drop, "fraction of keys masked at random (default 0)");
   cmd->add_option("--seed", args->seed, "random seed (default: fresh)");
   cmd->add_flag("!--no-naive", args->naive, "skip the naive cuBLAS baseline check");

@@ -111,12 +111,16 @@ Tensor4<float> to_device_float(const Tensor4<double>& t, const char* name) {
   return convert<float>(t);
 }
 
-/// MonarchAttention on the GPU (level 2, tensor cores for fp16/bf16); --exact runs the naive cuBLAS
-/// softmax attention in the same precision.
+/// MonarchAttention on the GPU: the fastest level that runs the problem (level 4 for fp16/bf16 with
+/// d, d_v multiples of 8; otherwise level 2); --exact runs the naive cuBLAS softmax attention in the
+/// same precision.
 DeviceResult run_cuda(const RunArgs& a, const AttentionInputs& in, const Options& opt) {
   const cuda::DeviceInfo dev = cuda::device_info();
   if (!dev.ok) throw std::runtime_error("--device cuda: no CUDA device (" + dev.reason + ")");
-  const cuda::Config cfg{cuda::Level::TensorCore, cuda::parse_dtype(a.precision)};
+  const cuda::DType dtype = cuda::parse_dtype(a.precision);
+  constexpr int kFusedRowAlign = 8;  // levels 3 and 4 copy 16-byte row pieces (cuda/fused_warp.cuh)
+  const bool fused = dtype != cuda::DType::F32 && in.q.D % kFusedRowAlign == 0 && in.v.D % kFusedRowAlign == 0;
+  const cuda::Config cfg{fused ? cuda::Level::WholeHead : cuda::Level::TensorCore, dtype};
   const Tensor4<float> q = to_device_float(in.q, "q"), k = to_device_float(in.k, "k"),
                        v = to_device_float(in.v, "v");
   DeviceResult r;

@@ -53,6 +53,6 @@ void upload_tensor(const Tensor4<float>& x, const char* name, int E, int H, int 
 /// valid(l, j) for every batch element: (E, N') bytes, true for a token whose key is kept.
 DeviceBuffer make_valid(const Geometry& g, int E, const KeyMask* mask);
 /// Copies a dtype tensor (E, H, N, D) on the device to a host float Tensor4.
-Tensor4<float> download_tensor(const DeviceBuffer& src, int E, int H, int N, int D, DType t);
+Tensor4<float> download_tensor(const void* src, int E, int H, int N, int D, DType t);
 
 }  // namespace monarch::cuda::detail

@@ -117,15 +117,15 @@ DeviceBuffer make_valid(const Geometry& g, int E, const KeyMask* mask) {
   return buf;
 }
 
-Tensor4<float> download_tensor(const DeviceBuffer& src, int E, int H, int N, int D, DType t) {
+Tensor4<float> download_tensor(const void* src, int E, int H, int N, int D, DType t) {
   Tensor4<float> out(E, H, N, D);
   const std::size_t n = out.data.size();
   if (t == DType::F32) {
-    CUDA_CHECK(cudaMemcpy(out.data.data(), src.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(out.data.data(), src, n * sizeof(float), cudaMemcpyDeviceToHost));
     return out;
   }
   DeviceBuffer staging(n * sizeof(float));
-  convert_to_float(src.get(), staging.get<float>(), n, t);
+  convert_to_float(src, staging.get<float>(), n, t);
   CUDA_CHECK(cudaMemcpy(out.data.data(), staging.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
   return out;
 }
@@ -156,15 +156,18 @@ DType parse_dtype(const std::string& s) {
 Level parse_level(int level) {
   if (level == 1) return Level::Scalar;
   if (level == 2) return Level::TensorCore;
+  if (level == 3) return Level::Fused;
+  if (level == 4) return Level::WholeHead;
   throw InputError("unknown CUDA level " + std::to_string(level) +
-                   ": levels 1 (scalar) and 2 (tensor cores) exist");
+                   ": levels 1 (scalar), 2 (tensor cores), 3 (fused, fp16/bf16) and 4 (whole head per CTA, "
+                   "fp16/bf16) exist");
 }
 
 double tolerance(DType t) { return t == DType::F32 ? 1e-5 : 1e-2; }
 
 int max_head_dim(Level level) {
-  // Level 1 keeps three d-vectors per thread in local arrays; level 2 keeps (64, d) tiles in shared
-  // memory (cuda/level2_tensor_core.cu). Both numbers are named there too.
+  // Level 1 keeps three d-vectors per thread in local arrays; levels 2 and 3 keep (64, d) tiles in
+  // shared memory (cuda/level2_tensor_core.cu, cuda/level3_fused.cu: kMaxDim there).
   return level == Level::Scalar ? 256 : 128;
 }
 
@@ -216,6 +219,7 @@ struct MonarchSession::Impl {
   detail::Problem p;
   detail::LevelSteps steps{};
   DeviceBuffer Q, K, V, valid, alpha_R, c_R, alpha_L, c_L, lse_L, Y, O;
+  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // level 3 only (harness.cuh, Problem)
 };
 
 void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Config cfg) {
@@ -229,6 +233,15 @@ void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Co
     throw InputError("CUDA level " + std::to_string(static_cast<int>(cfg.level)) + " supports d, d_v <= " +
                      std::to_string(max_dim) + ", got d = " + std::to_string(d) + ", d_v = " +
                      std::to_string(dv));
+  if (cfg.level == Level::Fused || cfg.level == Level::WholeHead) {
+    const std::string name = "CUDA level " + std::to_string(static_cast<int>(cfg.level));
+    if (cfg.dtype == DType::F32)
+      throw InputError(name + " runs on tensor cores in fp16 or bf16 only; use level 2 for fp32");
+    constexpr int kRowAlign = 8;  // levels 3 and 4 copy rows in 16-byte pieces of 8 halves
+    if (d % kRowAlign != 0 || dv % kRowAlign != 0)
+      throw InputError(name + " needs d and d_v to be multiples of 8, got d = " + std::to_string(d) +
+                       ", d_v = " + std::to_string(dv) + "; use level 2");
+  }
   constexpr long long kMaxGridY = 65535;  // heads go on blockIdx.y
   if (static_cast<long long>(E) * H > kMaxGridY)
     throw InputError("E * H = " + std::to_string(static_cast<long long>(E) * H) + " exceeds " +
@@ -243,7 +256,11 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
   s.cfg = cfg;
   s.opt = opt;
   s.g = g;
-  s.steps = cfg.level == Level::Scalar ? detail::level1_steps() : detail::level2_steps();
+  s.steps = cfg.level == Level::Scalar       ? detail::level1_steps()
+            : cfg.level == Level::TensorCore ? detail::level2_steps()
+            : cfg.level == Level::Fused      ? detail::level3_steps()
+                                             : detail::level4_steps();
+  const bool fused = cfg.level == Level::Fused || cfg.level == Level::WholeHead;
 
   const std::size_t heads = static_cast<std::size_t>(E) * H, es = detail::dtype_size(cfg.dtype);
   const std::size_t f = sizeof(float);
@@ -269,6 +286,11 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
   s.lse_L = DeviceBuffer(heads * g.Np * f);
   s.Y = DeviceBuffer(heads * g.Np * dv * f);
   s.O = DeviceBuffer(heads * N * dv * es);
+  if (fused) {
+    s.alpha_L_pm = DeviceBuffer(heads * g.Np * d * es);
+    s.Y_pm = DeviceBuffer(heads * g.Np * dv * es);
+    s.c_L_pm = DeviceBuffer(heads * g.Np * f);
+  }
   s.valid = detail::make_valid(g, E, nullptr);
 
   detail::Problem& p = s.p;
@@ -281,6 +303,7 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
   p.alpha_R = s.alpha_R.get<float>(), p.c_R = s.c_R.get<float>();
   p.alpha_L = s.alpha_L.get<float>(), p.c_L = s.c_L.get<float>();
   p.lse_L = s.lse_L.get<float>(), p.Y = s.Y.get<float>(), p.O = s.O.get();
+  p.alpha_L_pm = s.alpha_L_pm.get(), p.Y_pm = s.Y_pm.get(), p.c_L_pm = s.c_L_pm.get<float>();
 }
 
 MonarchSession::~MonarchSession() = default;
@@ -297,9 +320,18 @@ void MonarchSession::upload(const Tensor4<float>& Q, const Tensor4<float>& K, co
   s.p.valid = s.valid.get<std::uint8_t>();
 }
 
+void MonarchSession::bind_device(const void* Q, const void* K, const void* V, void* O) {
+  if (Q == nullptr || K == nullptr || V == nullptr || O == nullptr)
+    throw InputError("bind_device: Q, K, V and O must all be device pointers, one of them is null");
+  detail::Problem& p = impl_->p;
+  p.Q = Q, p.K = K, p.V = V, p.O = O;
+}
+
 void MonarchSession::poison() {
   Impl& s = *impl_;
-  for (const DeviceBuffer* b : {&s.alpha_R, &s.c_R, &s.alpha_L, &s.c_L, &s.lse_L, &s.Y, &s.O}) b->poison();
+  for (const DeviceBuffer* b : {&s.alpha_R, &s.c_R, &s.alpha_L, &s.c_L, &s.lse_L, &s.Y, &s.O, &s.alpha_L_pm,
+                                &s.Y_pm, &s.c_L_pm})
+    b->poison();
 }
 
 namespace {
@@ -314,21 +346,30 @@ std::vector<float> copy_head(const float* base, int head, std::size_t per_head) 
 
 void MonarchSession::run(std::vector<Trace>* traces) {
   Impl& s = *impl_;
-  const detail::Problem& p = s.p;
+  detail::Problem& p = s.p;
   const int T = s.opt.steps, heads = p.E * p.H;
   if (traces) {
     traces->assign(heads, Trace{});
     for (Trace& tr : *traces) tr.g = s.g, tr.tau = p.tau;
   }
+  const bool whole = s.steps.whole != nullptr && s.steps.whole_fits(p, T);  // level 4: one launch
   for (int t = 1; t <= T; ++t) {
     const bool want = traces != nullptr || t == T;  // Y and O are needed only at the end or for a trace
-    if (t == 1)
-      detail::launch_r_stats_init(p);  // L = I, eq. (14)
-    else
+    p.round = t;
+    if (whole) {
+      if (traces) detail::launch_r_stats_init(p);  // round-1 alpha_R, c_R for the trace (eq. (14))
+      s.steps.whole(p, traces != nullptr);
+    } else if (t == 1) {
+      if (traces || !s.steps.round1_reads_q) detail::launch_r_stats_init(p);  // L = I, eq. (14)
+    } else {
       s.steps.r_stats(p);  // eq. (11) with the previous round's L
-    s.steps.r_update(p, want);  // eqs. (12), (10), (4)
-    s.steps.l_update(p, want);  // eq. (13) and o = L Y, eq. (4)
+    }
+    if (!whole) {
+      s.steps.r_update(p, want);  // eqs. (12), (10), (4)
+      s.steps.l_update(p, want);  // eq. (13) and o = L Y, eq. (4)
+    }
     if (!traces) continue;
+    if (s.steps.export_trace) s.steps.export_trace(p);
     const Tensor4<float> O = output();
     for (int h = 0; h < heads; ++h) {
       RoundArrays r;
@@ -346,7 +387,7 @@ void MonarchSession::run(std::vector<Trace>* traces) {
 
 Tensor4<float> MonarchSession::output() const {
   const detail::Problem& p = impl_->p;
-  return detail::download_tensor(impl_->O, p.E, p.H, p.N, p.dv, p.dtype);
+  return detail::download_tensor(p.O, p.E, p.H, p.N, p.dv, p.dtype);  // bound or own
 }
 
 const Geometry& MonarchSession::geometry() const { return impl_->g; }

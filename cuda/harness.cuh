@@ -34,6 +34,13 @@ struct Problem {
   float* lse_L = nullptr;    // (E H, N')      log of the normaliser of eq. (13) for query (l, j)
   float* Y = nullptr;        // (E H, N', d_v) eq. (4)
   void* O = nullptr;         // (E, H, N, d_v) dtype
+  // Level 3 keeps its intermediates position-major (row j*m + k of each head) and alpha_L, Y in
+  // the input dtype; lse_L above is position-major there too. Traces convert them back
+  // (LevelSteps::export_trace) into alpha_L, c_L and Y above.
+  void* alpha_L_pm = nullptr;  // (E H, N', d)   dtype  level 3 only
+  void* Y_pm = nullptr;        // (E H, N', d_v) dtype  level 3 only
+  float* c_L_pm = nullptr;     // (E H, N')      fp32   level 3 only
+  int round = 1;               // t of the round being run, 1..T (set by the harness)
 };
 
 /// The three steps of one round (spec §4), as a level implements them. Each enqueues on the
@@ -47,11 +54,23 @@ struct LevelSteps {
   void (*r_update)(const Problem&, bool want_Y);
   /// eqs. (13), (4): L_j from alpha_L, c_L (never stored); writes lse_L, and O when want_O.
   void (*l_update)(const Problem&, bool want_O);
+  /// Levels whose intermediates live in another layout or dtype copy them into the fp32
+  /// block-major arrays of Problem before a trace reads them; null when they already are there.
+  void (*export_trace)(const Problem&) = nullptr;
+  /// True when r_update reads q itself in round 1 (p.round == 1), so the round-1 statistics
+  /// kernel (launch_r_stats_init) runs only for traces.
+  bool round1_reads_q = false;
+  /// Levels with a whole-call kernel (level 4): whole_fits(p, T) says whether it runs this problem;
+  /// whole(p, dump) then runs all T rounds in one launch instead of the steps above. With dump it
+  /// leaves the last round's intermediates where the steps would (for export_trace).
+  bool (*whole_fits)(const Problem&, int rounds) = nullptr;
+  void (*whole)(const Problem&, bool dump) = nullptr;
 };
 
 LevelSteps level1_steps();  // level1_scalar.cu
 LevelSteps level2_steps();  // level2_tensor_core.cu
-// Levels 3+ (issue 4) add a LevelSteps here, or a fused whole-round entry next to it.
+LevelSteps level3_steps();  // level3_fused.cu
+LevelSteps level4_steps();  // level4_whole_head.cu
 
 /// The round-1 statistics of spec §4 "Initialisation" (L = I): alpha_R = q (0 at pads),
 /// c_R = 1. Shared by every level (harness.cu).

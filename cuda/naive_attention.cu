@@ -167,7 +167,7 @@ void NaiveSession::run() {
 
 Tensor4<float> NaiveSession::output() const {
   const Impl& s = *impl_;
-  return detail::download_tensor(s.O, s.E, s.H, s.N, s.dv, s.dtype);
+  return detail::download_tensor(s.O.get(), s.E, s.H, s.N, s.dv, s.dtype);
 }
 
 double NaiveSession::floor_bytes() const {

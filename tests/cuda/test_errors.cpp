@@ -22,6 +22,18 @@ TEST_CASE("level 2 refuses d or d_v beyond its tiles with a message naming the l
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 300, 64, opt, Config{Level::Scalar, DType::F32}), InputError);
 }
 
+TEST_CASE("levels 3 and 4 refuse fp32 and rows that are not whole 16-byte pieces, naming the way out") {
+  Options opt;
+  CHECK_THROWS_WITH_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::Fused, DType::F32}),
+                       doctest::Contains("fp16 or bf16 only; use level 2 for fp32"), InputError);
+  CHECK_THROWS_WITH_AS(MonarchSession(1, 1, 64, 36, 64, opt, Config{Level::Fused, DType::F16}),
+                       doctest::Contains("multiples of 8, got d = 36"), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 20, opt, Config{Level::Fused, DType::BF16}), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 136, 64, opt, Config{Level::Fused, DType::F16}), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::WholeHead, DType::F32}), InputError);
+  CHECK_THROWS_WITH_AS(parse_level(5), doctest::Contains("4 (whole head per CTA"), InputError);
+}
+
 TEST_CASE("bad options and shapes are InputErrors") {
   Options opt;
   opt.block = 100;
@@ -32,7 +44,7 @@ TEST_CASE("bad options and shapes are InputErrors") {
   opt.steps = 1;
   CHECK_THROWS_AS(MonarchSession(1, 1, 0, 64, 64, opt, Config{}), InputError);
   CHECK_THROWS_AS(parse_dtype("fp8"), InputError);
-  CHECK_THROWS_AS(parse_level(3), InputError);
+  CHECK_THROWS_AS(parse_level(0), InputError);
   CHECK(parse_dtype("bf16") == DType::BF16);
 }
 

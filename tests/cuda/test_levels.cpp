@@ -1,4 +1,4 @@
-// Every level of the CUDA path, for every dtype, against the reference in double: every
+// Every level of the CUDA path (levels 3 and 4: fp16 and bf16 only), for every dtype, against the reference in double: every
 // intermediate of every round (alpha_R, c_R, alpha_L, c_L, Y, O) and the output, on fresh random
 // inputs, with the device buffers poisoned (NaN) before each run.
 #include <sstream>
@@ -37,6 +37,17 @@ const std::vector<Case> kCases = {
     {"N = 1000, b = N (exact softmax)", 1, 1, 1000, 32, 64, 1000, 1, Pad::Post, MaskKind::Random, false},
     {"N = 4096, b = 60 pre (m = 69 > one tile)", 1, 1, 4096, 64, 64, 60, 2, Pad::Pre, MaskKind::Random,
      false},
+    // T = 1 on heads small enough for level 4's one-CTA-per-head kernel (T >= 2 runs level 3 there).
+    {"T = 1: N = 7, b = 3 pre, random mask", 1, 2, 7, 32, 32, 3, 1, Pad::Pre, MaskKind::Random, true},
+    {"T = 1: N = 64, E x H = 2 x 3, random mask, d_v = 48", 2, 3, 64, 64, 48, 8, 1, Pad::Post, MaskKind::Random,
+     true},
+    {"T = 1: N = 197, b = 14 pre (ViT), empty key block", 2, 1, 197, 64, 64, 14, 1, Pad::Pre, MaskKind::EmptyBlock,
+     true},
+    {"T = 1: N = 256, b = 16, E x H = 3 x 4 (more heads than one wave)", 3, 4, 256, 64, 64, 16, 1, Pad::Post,
+     MaskKind::Random, false},
+    {"T = 1: N = 200, b = N (exact softmax), d = 128", 1, 2, 200, 128, 128, 200, 1, Pad::Post, MaskKind::None,
+     false},
+    {"T = 1: N = 256, b = 1 (m = N)", 1, 1, 256, 32, 32, 1, 1, Pad::Post, MaskKind::Random, false},
 };
 
 std::string describe(const ArrayError& e) {
@@ -69,7 +80,12 @@ void check_dtype(DType dtype) {
     const Tensor4<double> ref =
         monarch_attention(to_double(Q), to_double(K), to_double(V), &mask, opt, &ref_traces);
 
-    for (Level level : {Level::Scalar, Level::TensorCore}) {
+    std::vector<Level> levels = {Level::Scalar, Level::TensorCore};
+    if (dtype != DType::F32) {  // levels 3 and 4: tensor cores only
+      levels.push_back(Level::Fused);
+      levels.push_back(Level::WholeHead);
+    }
+    for (Level level : levels) {
       INFO("level " << static_cast<int>(level));
       MonarchSession s(c.E, c.H, c.N, c.d, c.dv, opt, Config{level, dtype});
       s.upload(Q, K, V, &mask);
@@ -99,12 +115,12 @@ TEST_CASE("fp32: levels 1 and 2 match the double reference in every intermediate
   check_dtype(DType::F32);
 }
 
-TEST_CASE("fp16: levels 1 and 2 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("fp16: levels 1 to 4 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::F16);
 }
 
-TEST_CASE("bf16: levels 1 and 2 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("bf16: levels 1 to 4 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::BF16);
 }

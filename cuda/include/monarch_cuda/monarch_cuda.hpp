@@ -30,16 +30,18 @@ class CudaError : public std::runtime_error {
 /// The element type of Q, K, V and O on the device. Statistics and accumulators are always fp32.
 enum class DType { F32, F16, BF16 };
 
-/// The rung of the ladder (cuda/README.md). Levels 3+ (fused kernels) come with issue 4.
+/// The rung of the ladder (cuda/README.md).
 enum class Level : int {
   Scalar = 1,      ///< cuda/level1_scalar.cu: one kernel per spec step, one thread per row, fp32 FMAs
   TensorCore = 2,  ///< cuda/level2_tensor_core.cu: per-step tiled kernels, WMMA tensor cores
+  Fused = 3,       ///< cuda/level3_fused.cu: register-resident mma.sync, cp.async, fp16/bf16 only
+  WholeHead = 4,   ///< cuda/level4_whole_head.cu: T = 1 in one launch, a head per CTA where it fits; else level 3
 };
 
 const char* to_string(DType t);
 /// "fp32", "fp16" or "bf16"; anything else throws InputError.
 DType parse_dtype(const std::string& s);
-/// 1 or 2; anything else throws InputError naming the levels that exist.
+/// 1, 2, 3 or 4; anything else throws InputError naming the levels that exist.
 Level parse_level(int level);
 /// The relative-error tolerance of a dtype against the double reference: 1e-5 fp32, 1e-2 fp16/bf16.
 double tolerance(DType t);
@@ -102,6 +104,12 @@ class MonarchSession {
   /// converting to the session's dtype on the device.
   void upload(const Tensor4<float>& Q, const Tensor4<float>& K, const Tensor4<float>& V,
               const KeyMask* mask);
+  /// Reads Q, K, V from and writes O to caller-owned device memory instead of the session's own
+  /// buffers (zero-copy, e.g. PyTorch tensors through the C API of cuda/c_api.cpp). Each pointer
+  /// holds contiguous (E, H, N, d|d_v) elements of the session's dtype and must stay alive while
+  /// run() uses it. The values are not checked for finiteness (they never reach the host); the key
+  /// mask stays as uploaded (none unless upload() gave one). Null pointers throw InputError.
+  void bind_device(const void* Q, const void* K, const void* V, void* O);
   /// Fills the output and every intermediate with NaN (tests: nothing stale can pass).
   void poison();
   /// Enqueues all rounds on the default stream. With traces, computes Y and O every round,

@@ -1,0 +1,258 @@
+// The warp-level core shared by the fused levels (3 and 4): one warp's 16 rows against a chunk of
+// columns, with scores, softmax weights and sums held in mma.sync fragments (cuda/mma_sm80.cuh).
+//
+// Every step of spec §4 is a small attention problem whose columns are grouped: a row sees only
+// the columns of its own group (its block k in the R-update, its position j otherwise).
+//
+//   step      rows r                         columns c                 group G   sums
+//   RUpdate   mean query of (k, j)           k_(k,i), i in block k      b         alpha_L = R K, Y = R V   eq. (12)
+//   LUpdate   q_(l,j)                        alpha_L[k, j], all k       m         o = L Y                  eq. (13)
+//   RStats    alpha_L[k, j]                  q_(l,j), all l             m         alpha_R = L (valid q)    eq. (11)
+//
+// The caller says where things are in shared memory through address functors, so the same code
+// serves level 3 (columns staged chunk by chunk) and level 4 (a whole head resident, rows and
+// columns gathered in any order: ldmatrix takes one row address per lane).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "mma_sm80.cuh"
+
+namespace monarch::cuda::detail::fused {
+
+using namespace mma;
+
+enum class Step { RUpdate, LUpdate, RStats };
+
+constexpr int kSkew = 8;      // elements after each shared row: 16 bytes, so the 8 rows of one
+                              // ldmatrix start in 8 different bank quads
+constexpr int kNoGroup = -1;  // a column past the last group: matches no row
+constexpr int kNoRow = -2;    // a row past the end: matches no column
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+/// The padded head dimension D of a problem: d and d_v are both zero-padded to D in shared memory,
+/// D in {32, 64, 128} (one kernel instantiation each).
+inline int fused_dim(int d, int dv) {
+  const int w = d > dv ? d : dv;
+  return w <= 32 ? 32 : w <= 64 ? 64 : 128;
+}
+
+/// The state of one warp's 16 rows; this thread holds rows g = lane / 4 (h = 0) and g + 8 (h = 1),
+/// columns 2t, 2t + 1 (t = lane % 4) of each 8-column accumulator tile.
+template <int D>
+struct WarpRows {
+  std::uint32_t qa[D / kK][4];  // the 16 x D row strip as A fragments
+  float acc_k[D / kN][4] = {};  // sum_c w_c keys_c: alpha_L (RUpdate) or alpha_R (RStats), fp32
+  float acc_v[D / kN][4] = {};  // sum_c w_c vals_c: Y (RUpdate) or o (LUpdate), fp32
+  float run_max[2] = {-INFINITY, -INFINITY};  // online softmax: running max M (base 2)
+  float run_sum[2] = {0.0f, 0.0f};            // Z = sum 2^(z - M) (RStats: sum of weights = c_R)
+  float run_ent[2] = {0.0f, 0.0f};            // W = sum 2^(z - M) (z - M), for c_L (RUpdate)
+  int row_group[2] = {kNoRow, kNoRow};        // the group of each of this thread's rows
+  float row_bias[2] = {0.0f, 0.0f};           // RStats: c_L[k, j] log2(e) of the row (+inf: empty block)
+};
+
+/// Copies `rows` rows of `width` elements (width % 8 == 0) into a (rows, D + kSkew) shared tile with
+/// cp.async, kThreads threads sharing the pieces; row r comes from src(r), or is zero when src(r)
+/// is null. Columns [width, D) are zero, so padded features add nothing to any product.
+template <class T, int D, int kThreads, class Src>
+__device__ __forceinline__ void load_tile_async(T* tile, int rows, int width, const void* any_global, Src src) {
+  constexpr int kPieces = D * static_cast<int>(sizeof(T)) / kCopyBytes;  // 16-byte pieces per row
+  constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
+  for (int i = threadIdx.x; i < rows * kPieces; i += kThreads) {
+    const int r = i / kPieces, pc = i % kPieces;
+    const T* row = src(r);
+    const bool copy = row != nullptr && pc * kPerPiece < width;
+    cp_async_16(tile + r * (D + kSkew) + pc * kPerPiece, copy ? row + pc * kPerPiece : any_global,
+                copy ? kCopyBytes : 0);
+  }
+}
+
+/// The same for rows that are contiguous in global memory: tile row r < rows comes from
+/// base + (r - lo) * width for lo <= r < hi and is zero otherwise. Each thread keeps one 16-byte
+/// column piece and walks down the rows with a pointer increment, so a piece costs a compare and
+/// an add instead of a row lookup (Nsight Compute: the row lookups were half of level 4's
+/// instructions).
+template <class T, int D, int kThreads>
+__device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, const T* base, int lo, int hi) {
+  constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
+  constexpr int kPieces = D / kPerPiece;             // 16-byte pieces per row
+  constexpr int kRowsPerPass = kThreads / kPieces;   // rows the CTA covers in one pass
+  static_assert(kThreads % kPieces == 0, "every thread keeps one column piece");
+  const int pc = threadIdx.x % kPieces;
+  const bool col_in = pc * kPerPiece < width;
+  int r = threadIdx.x / kPieces;
+  std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;  // of row r, piece pc
+  T* dst = tile + r * (D + kSkew) + pc * kPerPiece;
+  for (; r < rows; r += kRowsPerPass, offset += static_cast<std::ptrdiff_t>(kRowsPerPass) * width,
+                   dst += kRowsPerPass * (D + kSkew)) {
+    const bool copy = col_in && r >= lo && r < hi;
+    cp_async_16(dst, copy ? base + offset : base, copy ? kCopyBytes : 0);
+  }
+}
+
+/// Loads the warp's row strip into A fragments; row_addr(r) is the shared address of row r < 16.
+/// Scalar: qa holds rows[r][f] for r < 16, f < D.
+template <int D, class RowAddr>
+__device__ __forceinline__ void load_rows(std::uint32_t (&qa)[D / kK][4], RowAddr row_addr, int lane) {
+  const auto* row = row_addr(lane & 15);
+  for (int kk = 0; kk < D / kK; ++kk) ldmatrix_x4<false>(qa[kk], row + kk * kK + (lane >> 4) * 8);
+}
+
+/// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys
+/// (and, for RUpdate/RStats, of the vectors it sums); val_addr(c) that of its values (Y or v).
+/// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
+template <class T, Step kStep, int D, int kChunk, bool kVals, class ColAddr, class ValAddr, class Group>
+__device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, ValAddr val_addr, const Group* grp,
+                                           const float* bias, float scale2, int lane) {
+  constexpr int kNT = kChunk / kN;  // 8-column score tiles
+  constexpr int kDT = D / kN;       // 8-column accumulator tiles
+  constexpr bool kSumKeys = kStep != Step::LUpdate;
+  static_assert(kChunk % kK == 0, "weights are fed back as whole k16 A fragments");
+  const int t = lane % 4;
+
+  // S (16 x kChunk) = rows (16 x D) keys^T. Scalar: S[r][c] = sum_f rows[r][f] * keys[c][f].
+  // Mirrors the score of detail::r_update_block / l_update_position / r_statistics_position.
+  float sc[kNT][4] = {};
+  for (int nt = 0; nt < kNT; nt += 2) {
+    const auto* key = col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)) + ((lane >> 3) & 1) * 8;
+    for (int kk = 0; kk < D / kK; ++kk) {
+      std::uint32_t b[4];
+      ldmatrix_x4<false>(b, key + kk * kK);
+      mma_16816<T>(sc[nt], w.qa[kk], b[0], b[1]);
+      mma_16816<T>(sc[nt + 1], w.qa[kk], b[2], b[3]);
+    }
+  }
+
+  // z = tau s log2(e) - bias, -inf outside the row's group. Element e of tile nt is row
+  // g + 8 (e / 2), column nt*8 + 2t + e % 2. When the chunk lies inside the one group of all the
+  // warp's rows (the common case for b, m >= 32) the group test is skipped.
+  const bool one_group = __all_sync(0xffffffffu, grp[0] == w.row_group[0] && grp[kChunk - 1] == w.row_group[0] &&
+                                                     w.row_group[1] == w.row_group[0]);
+  for (int nt = 0; nt < kNT; ++nt) {
+    const int c = nt * kN + 2 * t;  // even: the pair (c, c + 1) is one 8-byte load
+    const float2 bc = *reinterpret_cast<const float2*>(bias + c);
+    if (one_group) {
+      sc[nt][0] = sc[nt][0] * scale2 - bc.x, sc[nt][1] = sc[nt][1] * scale2 - bc.y;
+      sc[nt][2] = sc[nt][2] * scale2 - bc.x, sc[nt][3] = sc[nt][3] * scale2 - bc.y;
+    } else {
+      const int g0 = grp[c], g1 = grp[c + 1];
+      sc[nt][0] = g0 == w.row_group[0] ? sc[nt][0] * scale2 - bc.x : -INFINITY;
+      sc[nt][1] = g1 == w.row_group[0] ? sc[nt][1] * scale2 - bc.y : -INFINITY;
+      sc[nt][2] = g0 == w.row_group[1] ? sc[nt][2] * scale2 - bc.x : -INFINITY;
+      sc[nt][3] = g1 == w.row_group[1] ? sc[nt][3] * scale2 - bc.y : -INFINITY;
+    }
+  }
+
+  if constexpr (kStep != Step::RStats) {
+    // Online softmax of eqs. (12)/(13): running max M, sum Z = sum 2^(z - M) and, for c_L,
+    // W = sum 2^(z - M) (z - M). A new max M' rescales: Z' = a Z, W' = a (W + (M - M') Z), a = 2^(M - M').
+    float corr[2];
+    for (int h = 0; h < 2; ++h) {
+      float mx = -INFINITY;
+      for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(sc[nt][2 * h], sc[nt][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 lanes of a quad share a row
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(w.run_max[h], mx);
+      const bool none = m_new == -INFINITY;  // no valid column yet: every weight is 0
+      corr[h] = none ? 1.0f : exp2_approx(w.run_max[h] - m_new);
+      float sum = 0.0f, ent = 0.0f;
+      for (int nt = 0; nt < kNT; ++nt)
+        for (int e = 2 * h; e < 2 * h + 2; ++e) {
+          const float z = sc[nt][e] - m_new;
+          const float p = none ? 0.0f : exp2_approx(z);
+          if constexpr (kStep == Step::RUpdate) ent += p > 0.0f ? p * z : 0.0f;
+          sc[nt][e] = p;
+          sum += p;
+        }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      if constexpr (kStep == Step::RUpdate) {
+        ent += __shfl_xor_sync(0xffffffffu, ent, 1);
+        ent += __shfl_xor_sync(0xffffffffu, ent, 2);
+        const float old = w.run_sum[h] > 0.0f ? corr[h] * (w.run_ent[h] + (w.run_max[h] - m_new) * w.run_sum[h]) : 0.0f;
+        w.run_ent[h] = old + ent;
+      }
+      w.run_sum[h] = w.run_sum[h] * corr[h] + sum;
+      if (!none) w.run_max[h] = m_new;
+    }
+    // Rescale the accumulators only when some row's maximum moved (a warp-uniform test): once the
+    // maxima settle, most chunks skip these 2 D / 2 multiplications per thread.
+    if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f))
+      for (int dt = 0; dt < kDT; ++dt)
+        for (int e = 0; e < 4; ++e) {
+          if constexpr (kSumKeys) w.acc_k[dt][e] *= corr[e / 2];
+          if constexpr (kVals) w.acc_v[dt][e] *= corr[e / 2];
+        }
+  } else {
+    // RStats, eq. (11): L_j[k, l] valid(l, j) = 2^(z - c_L[k] log2 e), the column's lse_L already in
+    // its bias; c_R[k, j] is the row sum of these weights (quad-reduced by the caller at the end).
+    for (int nt = 0; nt < kNT; ++nt)
+      for (int e = 0; e < 4; ++e) {
+        const float p = exp2_approx(sc[nt][e] - w.row_bias[e / 2]);
+        sc[nt][e] = p;
+        w.run_sum[e / 2] += p;
+      }
+  }
+
+  // acc (16 x D) += W (16 x kChunk) vals (kChunk x D): the weights' C fragments, packed to T,
+  // are the A fragments. Scalar: acc[r][f] += sum_c W[r][c] * vals[c][f].
+  for (int kk = 0; kk < kChunk / kK; ++kk) {
+    const std::uint32_t wa[4] = {pack2<T>(sc[2 * kk][0], sc[2 * kk][1]), pack2<T>(sc[2 * kk][2], sc[2 * kk][3]),
+                                 pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                 pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+    const int c = kk * kK + (lane & 7) + ((lane >> 3) & 1) * 8, f = (lane >> 4) * 8;
+    for (int dt = 0; dt < kDT; dt += 2) {
+      std::uint32_t b[4];
+      if constexpr (kSumKeys) {
+        ldmatrix_x4<true>(b, col_addr(c) + dt * kN + f);
+        mma_16816<T>(w.acc_k[dt], wa, b[0], b[1]);
+        mma_16816<T>(w.acc_k[dt + 1], wa, b[2], b[3]);
+      }
+      if constexpr (kVals) {
+        ldmatrix_x4<true>(b, val_addr(c) + dt * kN + f);
+        mma_16816<T>(w.acc_v[dt], wa, b[0], b[1]);
+        mma_16816<T>(w.acc_v[dt + 1], wa, b[2], b[3]);
+      }
+    }
+  }
+}
+
+/// Quad-sums the RStats weight sums (c_R) after the last chunk.
+template <int D>
+__device__ __forceinline__ void finish_row_sums(WarpRows<D>& w) {
+  for (int h = 0; h < 2; ++h) {
+    w.run_sum[h] += __shfl_xor_sync(0xffffffffu, w.run_sum[h], 1);
+    w.run_sum[h] += __shfl_xor_sync(0xffffffffu, w.run_sum[h], 2);
+  }
+}
+
+/// c_L of row h after an RUpdate: sum_i R log R = ln 2 (W / Z - log2 Z), eq. (10); +inf when the
+/// block has no valid key (Z = 0).
+template <int D>
+__device__ __forceinline__ float entropy_term(const WarpRows<D>& w, int h) {
+  return w.run_sum[h] == 0.0f ? INFINITY : kLn2 * (w.run_ent[h] / w.run_sum[h] - log2f(w.run_sum[h]));
+}
+
+/// lse_L of row h after an LUpdate: ln sum_k exp(tau q . alpha_L - c_L) = ln 2 (M + log2 Z).
+template <int D>
+__device__ __forceinline__ float log_normaliser(const WarpRows<D>& w, int h) {
+  return kLn2 * (w.run_max[h] + log2f(w.run_sum[h]));
+}
+
+/// Writes columns 2t, 2t + 1 of every 8-column tile of row h of acc, times scale, to dst[0..width)
+/// (global or shared) as T pairs. width is a multiple of 8.
+template <class T, int D>
+__device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4], int h, float scale, int width,
+                                          int lane) {
+  const int t = lane % 4;
+  for (int dt = 0; dt < D / kN; ++dt) {
+    const int c = dt * kN + 2 * t;
+    if (c < width)
+      *reinterpret_cast<std::uint32_t*>(dst + c) = pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+  }
+}
+
+}  // namespace monarch::cuda::detail::fused

@@ -1,0 +1,245 @@
+// Level 4: one CTA holds a whole head, for T = 1 whenever q, k and v of a head fit in shared
+// memory (N' <= 256 at d = 64: 4096 sequences of 256 tokens, ViT-sized heads). One launch reads
+// Q, K, V once and writes O once; everything in between stays on the chip:
+//
+//   1. cp.async Q, K, V of the head into shared memory (rows in padded order, zero at pads).
+//   2. R-update, eq. (12): each warp takes 16 padded rows (k, j) at a time and runs the shared warp
+//      core (cuda/fused_warp.cuh) over the keys of its block; it writes alpha_L, Y (dtype) and c_L
+//      in position-major order (row j*m + k) to a scratch slot owned by this CTA.
+//   3. __syncthreads, then alpha_L and Y come back from the scratch slot into the shared arrays
+//      that held K and V (both dead now).
+//   4. L-update and output, eqs. (13), (4): each warp takes 16 position-major rows (l, j); its
+//      queries are gathered from the Q array (ldmatrix takes one address per lane), its keys are
+//      alpha_L[:, j] and its values Y[:, j]. o goes straight to global memory.
+//
+// Why a scratch slot in global memory rather than shared memory: a warp's R-update results belong
+// to rows of other warps' K and V (position-major order scatters them), so writing them in place
+// would need every warp to hold two tiles of accumulators until a barrier. The grid is persistent
+// (one CTA per resident slot, looping over heads), so each CTA reuses one slot of 2 N' d bytes;
+// all slots together are a few MB and stay in L2: the round trip costs L2 bandwidth, not HBM.
+//
+// T >= 2, or a head too large for shared memory, runs level 3's per-step kernels instead.
+#include <cfloat>
+#include <cmath>
+
+#include "fused_warp.cuh"
+#include "harness.cuh"
+
+namespace monarch::cuda::detail {
+namespace {
+
+using namespace fused;
+
+constexpr int kWarps = 8;              // warps per CTA
+constexpr int kThreads = 32 * kWarps;  // threads per CTA
+constexpr int kMinCtas = 2;            // __launch_bounds__: two CTAs per SM (<= 128 registers)
+constexpr int kChunk = 16;             // columns per warp step: b = 16 blocks are one step
+using Group = std::int16_t;            // a column's block or position (< N' <= a few hundred here)
+
+/// Rows of the Q, K, V tiles: N' rounded up to whole 16-row tiles (zero past N').
+__host__ __device__ inline int tile_rows(int Np) { return (Np + kM - 1) / kM * kM; }
+/// Entries of the per-column arrays: one chunk more, since a chunk may start at any column < N'.
+__host__ __device__ inline int column_slots(int Np) { return tile_rows(Np) + kChunk; }
+
+/// Shared bytes for one head: Q, K (later alpha_L), V (later Y) as (rows, D + kSkew) tiles of T,
+/// then per column its R-update and L-update biases and its group under b and under m, then per
+/// row the position-major index of a padded row and back. At N' = 256, d = 64 this is 112 KB: two
+/// CTAs share an SM's 228 KB (the 16-bit index arrays are what make the second one fit).
+template <class T, int D>
+std::size_t shared_bytes(int Np) {
+  return 3 * static_cast<std::size_t>(tile_rows(Np)) * (D + kSkew) * sizeof(T) +
+         static_cast<std::size_t>(column_slots(Np)) * (2 * sizeof(Group) + 2 * sizeof(float)) +
+         static_cast<std::size_t>(tile_rows(Np)) * 2 * sizeof(Group);
+}
+
+/// The whole of T = 1 for heads blockIdx.x, blockIdx.x + gridDim.x, ...
+/// dump: scratch slot = the head's own rows of alpha_L_pm / Y_pm / c_L_pm (traces read them there)
+/// and lse_L is written; otherwise slot = blockIdx.x.
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem p, bool dump) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
+  static_assert(D % kK == 0 && D <= 128, "D is whole k16 steps, at most 128 (validate_session)");
+  static_assert(kThreads == 32 * kWarps && kChunk % kK == 0, "whole warps, whole k16 steps");
+  extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int kLd = D + kSkew;
+  const int rows = tile_rows(p.Np), cols = column_slots(p.Np);
+  T* Qs = reinterpret_cast<T*>(smem);  // (rows, D) padded order
+  T* KA = Qs + rows * kLd;             // (rows, D) K, padded order; then alpha_L, position-major
+  T* VY = KA + rows * kLd;             // (rows, D) V, padded order; then Y, position-major
+  float* bias_R = reinterpret_cast<float*>(VY + rows * kLd);  // (cols) 0, or +inf for an invalid key
+  float* bias_L = bias_R + cols;                               // (cols) c_L log2(e), position-major
+  Group* grp_b = reinterpret_cast<Group*>(bias_L + cols);      // (cols) column c's block c / b
+  Group* grp_m = grp_b + cols;                                 // (cols) position-major c's position c / m
+  Group* pm_of = grp_m + cols;       // (rows) padded row k*b + j -> position-major row j*m + k
+  Group* padded_of = pm_of + rows;   // (rows) position-major row j*m + l -> padded row l*b + j
+  // A chunk's columns past the tiles read the last row instead: finite, and masked by its group.
+  auto clamp = [&](int c) { return c < rows ? c : rows - 1; };
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int heads = p.E * p.H, tiles = (p.Np + kM - 1) / kM;
+  const float scale2 = p.tau * kLog2e;
+  T* const aL_pm = static_cast<T*>(p.alpha_L_pm);
+  T* const Y_pm = static_cast<T*>(p.Y_pm);
+
+  // The geometry is the same for every head: each column's groups, and the two row orders.
+  for (int c = threadIdx.x; c < cols; c += kThreads) {
+    const bool in = c < p.Np;
+    grp_b[c] = static_cast<Group>(in ? c / p.b : kNoGroup);
+    grp_m[c] = static_cast<Group>(in ? c / p.m : kNoGroup);
+    if (c < rows) {
+      pm_of[c] = static_cast<Group>(in ? c % p.b * p.m + c / p.b : c);  // past N': itself, a zero row
+      padded_of[c] = static_cast<Group>(in ? c % p.m * p.b + c / p.m : c);
+    }
+  }
+
+  for (int head = blockIdx.x; head < heads; head += gridDim.x) {
+    const std::size_t head0 = static_cast<std::size_t>(head) * p.Np;
+    const std::size_t slot = dump ? head0 : static_cast<std::size_t>(blockIdx.x) * p.Np;
+    __syncthreads();  // the previous head's L-update is done with every shared array (and, for the
+                      // first head, the geometry arrays above are written)
+
+    // ---- 1. Q, K, V in padded order (zero at pads and past N'): tokens [0, N) are rows [off, off + N).
+    load_rows_async<T, D, kThreads>(Qs, rows, p.d, static_cast<const T*>(p.Q) + static_cast<std::size_t>(head) * p.N * p.d,
+                                    p.off, p.off + p.N);
+    load_rows_async<T, D, kThreads>(KA, rows, p.d, static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d,
+                                    p.off, p.off + p.N);
+    load_rows_async<T, D, kThreads>(VY, rows, p.dv, static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv,
+                                    p.off, p.off + p.N);
+    cp_async_commit();
+    const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;
+    for (int c = threadIdx.x; c < cols; c += kThreads) bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
+    cp_async_wait<0>();
+    __syncthreads();  // Q, K, V and the column arrays are in shared memory for every warp
+
+    // ---- 2. R-update, eq. (12) with L = I (eq. (14)): mean query = q; keys of block k.
+    for (int tile = warp; tile < tiles; tile += kWarps) {
+      const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
+      WarpRows<D> w;
+      for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.b : kNoRow;
+      load_rows<D>(w.qa, [&](int r) { return Qs + (r0 + r) * kLd; }, lane);
+      // The blocks of rows r0..r_last, in chunks starting at a multiple of kChunk (aligned column
+      // arrays; columns of other blocks in the first chunk are masked by their group).
+      for (int c0 = r0 / p.b * p.b / kChunk * kChunk; c0 < (r_last / p.b + 1) * p.b; c0 += kChunk)
+        warp_chunk<T, Step::RUpdate, D, kChunk, true>(
+            w, [&](int c) { return KA + clamp(c0 + c) * kLd; }, [&](int c) { return VY + clamp(c0 + c) * kLd; },
+            grp_b + c0, bias_R + c0, scale2, lane);
+      for (int h = 0; h < 2; ++h) {
+        const int row = r0 + g + 8 * h;
+        if (row >= p.Np) continue;
+        const int pm = pm_of[row];  // (k, j) -> j*m + k
+        const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];  // empty block: zeros
+        store_row<T, D>(aL_pm + (slot + pm) * p.d, w.acc_k, h, inv, p.d, lane);
+        store_row<T, D>(Y_pm + (slot + pm) * p.dv, w.acc_v, h, inv, p.dv, lane);
+        if (t == 0) {
+          const float c_L = entropy_term(w, h);  // eq. (10); +inf for a block with no valid key
+          bias_L[pm] = c_L * kLog2e;
+          if (dump) p.c_L_pm[head0 + pm] = c_L;
+        }
+      }
+    }
+    for (int c = p.Np + threadIdx.x; c < cols; c += kThreads) bias_L[c] = INFINITY;  // past N': no column
+    __syncthreads();  // every warp's alpha_L, Y (global slot) and bias_L are written; K and V are dead
+
+    // ---- 3. alpha_L and Y back from the slot (L2), position-major, into the arrays of K and V.
+    load_rows_async<T, D, kThreads>(KA, rows, p.d, aL_pm + slot * p.d, 0, p.Np);
+    load_rows_async<T, D, kThreads>(VY, rows, p.dv, Y_pm + slot * p.dv, 0, p.Np);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();  // alpha_L and Y are in shared memory for every warp
+
+    // ---- 4. L-update and output, eqs. (13), (4): rows (l, j) position-major, columns alpha_L[k, j].
+    for (int tile = warp; tile < tiles; tile += kWarps) {
+      const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
+      WarpRows<D> w;
+      for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
+      // q_(l,j) for position-major row j*m + l: padded row l*b + j (past N': a zero row).
+      load_rows<D>(w.qa, [&](int r) { return Qs + padded_of[r0 + r] * kLd; }, lane);
+      for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
+        warp_chunk<T, Step::LUpdate, D, kChunk, true>(
+            w, [&](int c) { return KA + clamp(c0 + c) * kLd; }, [&](int c) { return VY + clamp(c0 + c) * kLd; },
+            grp_m + c0, bias_L + c0, scale2, lane);
+      for (int h = 0; h < 2; ++h) {
+        const int row = r0 + g + 8 * h;
+        if (row >= p.Np) continue;
+        if (dump && t == 0) p.lse_L[head0 + row] = log_normaliser(w, h);
+        const int n = padded_of[row] - p.off;  // eq. (1): pads are dropped
+        if (n < 0 || n >= p.N) continue;
+        T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
+        store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // some block is valid: Z > 0
+      }
+    }
+  }
+}
+
+int max_optin_shared() {
+  static const int bytes = [] {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return v;
+  }();
+  return bytes;
+}
+
+template <class T, int D>
+void launch(const Problem& p, bool dump) {
+  auto kernel = whole_head_kernel<T, D>;
+  const std::size_t bytes = shared_bytes<T, D>(p.Np);
+  static const bool raised = [&] {  // once per instantiation: allow the device's whole opt-in limit
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_optin_shared()));
+    return true;
+  }();
+  (void)raised;
+  int per_sm = 0, dev = 0, sms = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, bytes));
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int heads = p.E * p.H;
+  // Persistent: one CTA per resident slot (each owns scratch rows [slot N', slot N' + N'), which
+  // the session's alpha_L_pm, Y_pm hold since the grid never exceeds the number of heads).
+  const int grid = dump ? heads : std::min(heads, std::max(1, per_sm) * sms);
+  kernel<<<grid, kThreads, bytes>>>(p, dump);
+  CUDA_CHECK_LAUNCH("level4 whole_head_kernel");
+}
+
+bool fits(const Problem& p, int rounds) {
+  if (rounds != 1) return false;
+  std::size_t bytes = 0;
+  dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (!std::is_same_v<T, float>) {
+      switch (fused_dim(p.d, p.dv)) {
+        case 32: bytes = shared_bytes<T, 32>(p.Np); break;
+        case 64: bytes = shared_bytes<T, 64>(p.Np); break;
+        default: bytes = shared_bytes<T, 128>(p.Np); break;
+      }
+    }
+  });
+  return bytes > 0 && bytes <= static_cast<std::size_t>(max_optin_shared());
+}
+
+void whole(const Problem& p, bool dump) {
+  dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, float>) {
+      throw InputError("CUDA level 4 runs fp16 and bf16 only");  // validate_session refuses it first
+    } else {
+      switch (fused_dim(p.d, p.dv)) {
+        case 32: launch<T, 32>(p, dump); break;
+        case 64: launch<T, 64>(p, dump); break;
+        default: launch<T, 128>(p, dump); break;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+LevelSteps level4_steps() {
+  LevelSteps s = level3_steps();  // T >= 2 and heads too large for one CTA: level 3's kernels
+  s.whole_fits = &fits;
+  s.whole = &whole;
+  return s;
+}
+
+}  // namespace monarch::cuda::detail
