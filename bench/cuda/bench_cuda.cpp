@@ -1,4 +1,4 @@
-// GPU benchmarks (bench/NOTES.md, "## GPU"): MonarchAttention level 1 and level 2, T = 1 and 2,
+// GPU benchmarks (bench/NOTES.md, "## GPU"): MonarchAttention levels 1 to 4, T = 1 and 2,
 // against naive softmax attention with materialised scores (cuBLAS). fp16, H = 12, d = d_v = 64,
 // b = ceil(sqrt(N)); E x N in {4096x256, 1x1024, 1x4096, 8x4096, 1x16384, 1x65536}.
 //
@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -78,7 +79,7 @@ double rel_error(const double* ref, const float* gpu, std::size_t n) {
   return std::sqrt(d2 / r2);
 }
 
-/// The reference output of head (0, 0), cached per (E, N, T) because it is shared by both levels.
+/// The reference output of head (0, 0), cached per (E, N, T) because it is shared by every level.
 const std::vector<double>& reference_head0(int E, int N, int T) {
   static std::map<std::tuple<int, int, int>, std::vector<double>> cache;
   const auto key = std::make_tuple(E, N, T);
@@ -194,6 +195,17 @@ void BM_Naive(benchmark::State& state, int E, int N) {
 
 }  // namespace
 
+/// The levels to time: MONARCH_BENCH_LEVELS="1,2,3,4" (default "2,3,4": level 1's numbers are on record
+/// in bench/results and it alone takes minutes of device time).
+std::vector<mc::Level> bench_levels() {
+  const char* env = std::getenv("MONARCH_BENCH_LEVELS");
+  const std::string list = env ? env : "2,3,4";
+  std::vector<mc::Level> levels;
+  for (char ch : list)
+    if (ch >= '1' && ch <= '4') levels.push_back(mc::parse_level(ch - '0'));
+  return levels;
+}
+
 int main(int argc, char** argv) {
   const mc::DeviceInfo dev = mc::device_info();
   if (!dev.ok) {
@@ -207,7 +219,7 @@ int main(int argc, char** argv) {
   constexpr double kMinTime = 0.2;  // seconds per repetition
   for (const auto& [E, N] : sizes) {
     const std::string shape = "E" + std::to_string(E) + "xN" + std::to_string(N);
-    for (mc::Level level : {mc::Level::Scalar, mc::Level::TensorCore})
+    for (mc::Level level : bench_levels())
       for (int T : {1, 2})
         benchmark::RegisterBenchmark(("monarch_L" + std::to_string(static_cast<int>(level)) + "_T" +
                                       std::to_string(T) + "/" + shape).c_str(),

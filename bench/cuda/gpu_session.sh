@@ -4,7 +4,9 @@
 # Logs go to $OUT (the run tool brings them back). Each step gets at most its own limit and what is
 # left of BUDGET seconds, so the whole call ends inside the tool's 600 s.
 #   usage: bash bench/cuda/gpu_session.sh [steps...]   (default: all of build tests check bench memcheck racecheck;
-#   also initcheck and racecheck_bf16)
+#   also initcheck, racecheck_bf16, compare (bench/compare_sdpa.py against PyTorch SDPA) and ncu)
+# With PREBUILT=dir (binaries built on the CPU machine by bench/cuda/prebuild.sh, carried to the
+# device), the build step is skipped and the binaries and libraries in dir/bin, dir/lib are used.
 set -u
 OUT=${OUT:-/tmp/monarch-out}
 BUDGET=${BUDGET:-570}
@@ -13,6 +15,21 @@ START=$(date +%s)
 SRC=/tmp/monarch-src
 BUILD=${BUILD:-/tmp/monarch-build}
 STEPS=${*:-build tests check bench memcheck racecheck}
+PREBUILT=${PREBUILT:-}
+if [ -n "$PREBUILT" ]; then
+  PREBUILT=$(cd "$PREBUILT" && pwd)
+  export LD_LIBRARY_PATH="$PREBUILT/lib:${LD_LIBRARY_PATH:-}"
+fi
+# bin NAME: where a built binary lives (test binaries, the CLI, the benchmark, the C API library).
+bin() {
+  if [ -n "$PREBUILT" ]; then echo "$PREBUILT/bin/$1"; return; fi
+  case $1 in
+    cuda_*) echo "$BUILD/tests/cuda/$1" ;;
+    monarch) echo "$BUILD/apps/monarch" ;;
+    bench_cuda) echo "$(bin bench_cuda)" ;;
+    libmonarch_cuda_c.so) echo "$BUILD/cuda/libmonarch_cuda_c.so" ;;
+  esac
+}
 
 # step NAME LIMIT LOG cmd...: runs cmd with a timeout, appending its output to $OUT/LOG.
 step() {
@@ -56,56 +73,76 @@ cp -a tests/CMakeLists.txt tests/doctest_main.cpp tests/cuda "$SRC/tests/"
 for s in $STEPS; do
   case $s in
     build)
+      [ -n "$PREBUILT" ] && { echo "== build: prebuilt binaries in $PREBUILT"; ls -la "$PREBUILT/bin"; continue; }
       GEN=""
       command -v ninja >/dev/null && GEN="-G Ninja"
       step configure 120 build.log cmake -S "$SRC" -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DMONARCH_CUDA=ON
-      step build 300 build.log cmake --build "$BUILD" -j16 --target cuda_levels cuda_naive cuda_errors monarch bench_cuda
+      step build 300 build.log cmake --build "$BUILD" -j16 --target cuda_levels cuda_naive cuda_errors monarch bench_cuda monarch_cuda_c
       grep -E "error|warning: " "$OUT/build.log" | head -40
       ;;
     tests)
-      step ctest 200 tests.log ctest --test-dir "$BUILD" -R cuda_ -V
+      if [ -n "$PREBUILT" ]; then
+        for t in cuda_errors cuda_naive cuda_levels; do step "$t" 200 tests.log "$(bin $t)"; done
+      else
+        step ctest 200 tests.log ctest --test-dir "$BUILD" -R cuda_ -V
+      fi
       grep -E "test cases|assertions|Passed|Failed|SKIPPED|ERROR" "$OUT/tests.log" | tail -20
       ;;
     check)
       for dt in fp32 fp16 bf16; do
-        step "check $dt" 60 check.log "$BUILD/apps/monarch" check --dtype $dt --E 2 --H 2 --N 1000 --steps 3 --pad pre --mask-drop 0.1
+        step "check $dt" 60 check.log "$(bin monarch)" check --dtype $dt --E 2 --H 2 --N 1000 --steps 3 --pad pre --mask-drop 0.1
       done
-      step "check fp16 N=4096" 60 check.log "$BUILD/apps/monarch" check --dtype fp16 --N 4096 --steps 2 --H 1
-      step "check fp32 b=N=1000" 60 check.log "$BUILD/apps/monarch" check --dtype fp32 --N 1000 --block 1000 --steps 1 --H 1 --d 32
+      step "check fp16 N=4096" 60 check.log "$(bin monarch)" check --dtype fp16 --N 4096 --steps 2 --H 1
+      step "check fp32 b=N=1000" 60 check.log "$(bin monarch)" check --dtype fp32 --N 1000 --block 1000 --steps 1 --H 1 --d 32
       grep -E "^monarch|all .* comparisons|FAIL|error" "$OUT/check.log"
       ;;
     bench)
-      step bench 240 bench.txt "$BUILD/bench/cuda/bench_cuda" --benchmark_repetitions=5 \
-        --benchmark_report_aggregates_only=true --benchmark_out="$OUT/bench.json" --benchmark_out_format=json ${BENCH_ARGS:-}
+      step bench 240 bench.txt "$(bin bench_cuda)" --benchmark_repetitions=5 \
+        --benchmark_report_aggregates_only=true --benchmark_out=/tmp/bench.json --benchmark_out_format=json ${BENCH_ARGS:-}
       grep -E "median|skipped|ERROR|device" "$OUT/bench.txt"
       ;;
     memcheck)
       export MONARCH_CUDA_TEST_QUICK=1
       for t in cuda_levels cuda_naive; do
-        step "memcheck $t" 120 sanitizer.txt compute-sanitizer --tool memcheck --leak-check full "$BUILD/tests/cuda/$t"
+        step "memcheck $t" 120 sanitizer.txt compute-sanitizer --tool memcheck --leak-check full "$(bin $t)"
       done
       grep -E "== (memcheck|racecheck)|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
       ;;
     racecheck)
       export MONARCH_CUDA_TEST_QUICK=1
       step "racecheck cuda_levels fp16+fp32" 150 sanitizer.txt compute-sanitizer --tool racecheck --racecheck-report all \
-        "$BUILD/tests/cuda/cuda_levels" -tc="fp16*,fp32*"
+        "$(bin cuda_levels)" -tc="fp16*,fp32*"
       grep -E "== racecheck|RACECHECK SUMMARY|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
       ;;
     initcheck)
       # Issue 6: reads of uninitialised device memory, on every GPU test binary (small cases).
       export MONARCH_CUDA_TEST_QUICK=1
       for t in cuda_levels cuda_naive cuda_errors; do
-        step "initcheck $t" 150 sanitizer.txt compute-sanitizer --tool initcheck "$BUILD/tests/cuda/$t"
+        step "initcheck $t" 150 sanitizer.txt compute-sanitizer --tool initcheck "$(bin $t)"
       done
       grep -E "== initcheck|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
       ;;
     racecheck_bf16)
       export MONARCH_CUDA_TEST_QUICK=1
       step "racecheck cuda_levels bf16" 120 sanitizer.txt compute-sanitizer --tool racecheck --racecheck-report all \
-        "$BUILD/tests/cuda/cuda_levels" -tc="bf16*"
-      step "memcheck cuda_errors" 60 sanitizer.txt compute-sanitizer --tool memcheck --leak-check full "$BUILD/tests/cuda/cuda_errors"
+        "$(bin cuda_levels)" -tc="bf16*"
+      step "memcheck cuda_errors" 60 sanitizer.txt compute-sanitizer --tool memcheck --leak-check full "$(bin cuda_errors)"
       grep -E "== (racecheck|memcheck)|RACECHECK SUMMARY|ERROR SUMMARY|test cases" "$OUT/sanitizer.txt"
+      ;;
+    compare)
+      step compare ${COMPARE_LIMIT:-300} compare.txt python3 bench/compare_sdpa.py --lib "$(bin libmonarch_cuda_c.so)" --out "$OUT" \
+        --max-seconds $((${COMPARE_LIMIT:-300} - 30)) ${COMPARE_ARGS:-}
+      tail -40 "$OUT/compare.txt"
+      ;;
+    ncu)
+      # Nsight Compute (clocks not locked: what users get) on the kernels the comparison times: level 4's
+      # whole-head kernel at 4096 x 256 and level 3's two steps at 1 x 16384, fp16, T = 1.
+      NCU="ncu --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis"
+      step "ncu 4096x256" 120 ncu.txt $NCU --kernel-name regex:whole_head --launch-count 1 python3 bench/compare_sdpa.py \
+        --lib "$(bin libmonarch_cuda_c.so)" --out /tmp/ncu-run --configs 4096x256 --steps 1 --dtypes fp16 --reps 2
+      step "ncu 1x16384" 120 ncu.txt $NCU --kernel-name regex:level3 --launch-count 2 python3 bench/compare_sdpa.py \
+        --lib "$(bin libmonarch_cuda_c.so)" --out /tmp/ncu-run --configs 1x16384 --steps 1 --dtypes fp16 --reps 2
+      grep -E "level3_kernel|whole_head_kernel|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Stall|L2 Hit" "$OUT/ncu.txt" | head -80
       ;;
   esac
 done
