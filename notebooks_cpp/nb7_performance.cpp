@@ -59,9 +59,15 @@ std::map<std::string, std::vector<std::pair<double, double>>> parse_bench(const 
   std::string line;
   const std::map<std::string, double> unit = {{"ns", 1e-9}, {"us", 1e-6}, {"ms", 1e-3}, {"s", 1}};
   while (std::getline(in, line)) {
-    int e = 0, n = 0;
-    char method[64] = {0}, tunit[8] = {0};
+    int e = 0, n = 0, steps = 0;
+    char method[64] = {0}, tunit[8] = {0}, dtype[8] = {0};
     double time = 0;
+    // bench/compare_sdpa.py's CSV: dtype,T,E,N,method,median_us,... (fp16, T = 1, one sequence).
+    if (std::sscanf(line.c_str(), "%7[^,],%d,%d,%d,%63[^,],%lf", dtype, &steps, &e, &n, method, &time) == 6) {
+      if (std::string(dtype) == "fp16" && steps == 1 && e == 1)
+        out[std::string(method) + " fp16 T = 1 (E = 1)"].push_back({double(n), time * 1e-6});
+      continue;
+    }
     if (std::sscanf(line.c_str(), "| E%dxN%d | %63s | %lf %7s |", &e, &n, method, &time, tunit) == 5 &&
         unit.count(tunit)) {
       if (e == 1) out[std::string(method) + " (E = 1)"].push_back({double(n), time * unit.at(tunit)});
@@ -194,12 +200,14 @@ int main(int argc, char** argv) {
   /// tables (`| E1xN4096 | method | time |`, one sequence of 12 heads) are plotted against $N$,
   /// next to the CPU reference measured above (one head). The GPU rows are the ladder of
   /// [the GPU page](../docs/gpu.md): level 1 (`monarch_L1`), level 2 (`monarch_L2`) and the naive
-  /// cuBLAS baseline.
+  /// cuBLAS baseline; the CSV of `bench/compare_sdpa.py` adds the fastest level (`monarch`) beside
+  /// PyTorch's FlashAttention-2 (`flash`) and cuDNN (`cudnn`) kernels, timed in one process.
   const std::filesystem::path results = std::filesystem::path(MONARCH_SOURCE_DIR) / "bench" / "results";
   std::vector<std::string> files;
   if (std::filesystem::is_directory(results))
     for (const auto& e : std::filesystem::directory_iterator(results))
-      if (e.path().extension() == ".txt" || e.path().extension() == ".md") files.push_back(e.path().filename().string());
+      if (e.path().extension() == ".txt" || e.path().extension() == ".md" || e.path().extension() == ".csv")
+        files.push_back(e.path().filename().string());
   std::sort(files.begin(), files.end());
   if (files.empty()) std::printf("bench/results/ holds no recorded results yet.\n");
   for (const auto& f : files) {
