@@ -2,6 +2,7 @@
 // writes `out` (and with --exact the softmax attention `exact`) to another safetensors file.
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,10 +50,36 @@ struct DeviceResult {
   std::vector<HeadF> trace;              // E*H heads in (e, h) order; only with --trace
 };
 
+/// Inputs narrowed to float (--precision fp32, and every precision of --device cuda). A finite
+/// value past float's range would become inf and be reported as non-finite, which it is not in the
+/// file; so it is refused here, naming the file and what narrowed it (`range`, e.g. ", outside the
+/// fp32 range of --device cuda": docs/bad-inputs.md rows V6, G6).
+Tensor4<float> narrow_to_float(const Tensor4<double>& t, const char* name, const std::string& file,
+                               const char* range) {
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  for (std::size_t i = 0; i < t.data.size(); ++i)
+    if (std::abs(t.data[i]) > kFloatMax) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%g", t.data[i]);
+      throw InputError(file + ": " + name + " holds " + value + " at flat index " + std::to_string(i) + range);
+    }
+  return convert<float>(t);
+}
+
+/// The inputs in precision S: double as read, or narrowed to float.
+template <class S>
+Tensor4<S> in_precision(const Tensor4<double>& t, const char* name, const std::string& file) {
+  if constexpr (std::is_same_v<S, float>)
+    return narrow_to_float(t, name, file, ", outside the fp32 range of --precision fp32");
+  else
+    return t;
+}
+
 /// The CPU reference in precision S (double or float).
 template <class S>
 DeviceResult run_reference(const RunArgs& a, const AttentionInputs& in, const Options& opt) {
-  const Tensor4<S> q = convert<S>(in.q), k = convert<S>(in.k), v = convert<S>(in.v);
+  const Tensor4<S> q = in_precision<S>(in.q, "q", a.in), k = in_precision<S>(in.k, "k", a.in),
+                   v = in_precision<S>(in.v, "v", a.in);
   std::vector<HeadTrace<S>> traces;
   const Tensor4<S> o = monarch_attention<S>(q, k, v, &in.mask, opt, a.trace ? &traces : nullptr);
   DeviceResult r;
@@ -102,15 +129,6 @@ void check_device(RunArgs& a) {
 
 #ifdef MONARCH_WITH_CUDA
 // ---- CUDA branch (issue 3) ----
-/// Inputs narrowed to float for the device (which rounds further to fp16/bf16 if asked).
-Tensor4<float> to_device_float(const Tensor4<double>& t, const char* name) {
-  for (std::size_t i = 0; i < t.data.size(); ++i)
-    if (std::abs(t.data[i]) > std::numeric_limits<float>::max())
-      throw InputError(std::string(name) + " holds " + std::to_string(t.data[i]) + " at flat index " +
-                       std::to_string(i) + ", outside the fp32 range of --device cuda");
-  return convert<float>(t);
-}
-
 /// MonarchAttention on the GPU: the fastest level that runs the problem (level 4 for fp16/bf16 with
 /// d, d_v multiples of 8; otherwise level 2); --exact runs the naive cuBLAS softmax attention in the
 /// same precision.
@@ -121,8 +139,10 @@ DeviceResult run_cuda(const RunArgs& a, const AttentionInputs& in, const Options
   constexpr int kFusedRowAlign = 8;  // levels 3 and 4 copy 16-byte row pieces (cuda/fused_warp.cuh)
   const bool fused = dtype != cuda::DType::F32 && in.q.D % kFusedRowAlign == 0 && in.v.D % kFusedRowAlign == 0;
   const cuda::Config cfg{fused ? cuda::Level::WholeHead : cuda::Level::TensorCore, dtype};
-  const Tensor4<float> q = to_device_float(in.q, "q"), k = to_device_float(in.k, "k"),
-                       v = to_device_float(in.v, "v");
+  // Narrowed to float for the device, which rounds further to fp16/bf16 if asked.
+  constexpr const char* kRange = ", outside the fp32 range of --device cuda";
+  const Tensor4<float> q = narrow_to_float(in.q, "q", a.in, kRange), k = narrow_to_float(in.k, "k", a.in, kRange),
+                       v = narrow_to_float(in.v, "v", a.in, kRange);
   DeviceResult r;
   r.out_dtype = io::DType::F32;  // fp16/bf16 results are exact in F32
   const Tensor4<float> o = cuda::monarch_attention(q, k, v, &in.mask, opt, cfg);

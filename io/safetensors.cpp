@@ -271,6 +271,9 @@ SafetensorsFile SafetensorsFile::parse(std::vector<std::byte> bytes, const std::
     }
     return true;
   };
+  // The JSON reader stops at a NUL as at the end of a C string, so "{...}\0anything" would parse as
+  // its prefix and the rest of the header would go unread; JSON text never holds a NUL.
+  if (std::memchr(text, '\0', n) != nullptr) throw FormatError(origin + ": header contains a NUL byte (JSON text cannot)");
   json header = json::parse(text, text + n, watch_keys, /*allow_exceptions=*/false);
   if (header.is_discarded()) throw FormatError(origin + ": header is not valid JSON");
   if (!duplicate.empty()) throw FormatError(origin + ": header names '" + duplicate + "' twice");

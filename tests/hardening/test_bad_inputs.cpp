@@ -317,6 +317,8 @@ std::map<std::string, Case> cases() {
   c["V5"] = cli_case({"--precision", "fp32"});
   c["V5"].write = overflowing(io::DType::F32, 1e20);
   c["V5"].library = [attend_file](const std::string& p) { attend_file(0.0f, p); };
+  c["V6"] = cli_case({"--precision", "fp32"});
+  c["V6"].write = overflowing(io::DType::F64, 1e200);
   // Files.
   c["F1"] = file_case([](const std::string&) {});  // nothing written: the file does not exist
   c["F1"].format_error = false;                     // an unreadable file is an InputError
@@ -336,6 +338,9 @@ std::map<std::string, Case> cases() {
   c["F15"] = header_case([](json&) {}, kGoodDataBytes - 10);
   c["F16"] = header_case([](json& h) { h["v"]["data_offsets"] = {1024, 1216}; });
   c["F17"] = header_case([](json& h) { h["__metadata__"] = {{"steps", 2}}; });
+  c["F18"] = file_case([](const std::string& p) {
+    write_raw(p, good_header().dump() + std::string(1, '\0') + "{\"x\": 1}", kGoodDataBytes);
+  });
   // What the CLI reads from a file.
   c["C1"] = cli_case({});
   c["C1"].write = [](const std::string& p) {
