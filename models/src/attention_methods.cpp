@@ -123,6 +123,15 @@ AttentionChoice AttentionChoice::parse(const std::string& spec) {
   return a;
 }
 
+Options monarch_options(const AttentionChoice& a, int N, int d, double tau) {
+  Options opt;
+  opt.steps = a.steps;
+  opt.block = resolve(a, N, d).block;
+  opt.pad = a.pad;
+  opt.scale = tau;
+  return opt;
+}
+
 Resolved resolve(const AttentionChoice& a, int N, int d) {
   Resolved r;
   auto explicit_block = [&](int b) { return b == AttentionChoice::kWholeSequence ? N : b == 0 ? default_block(N) : std::min(b, N); };
@@ -260,14 +269,8 @@ Matrix<double> attend_head(const AttentionChoice& a, const double* Q, const doub
   switch (a.method) {
     case Method::Exact:
       return exact_head(Q, K, V, N, d, dv, keep, tau);
-    case Method::Monarch: {
-      Options opt;
-      opt.steps = a.steps;
-      opt.block = r.block;
-      opt.pad = a.pad;
-      opt.scale = tau;
-      return monarch_head(Q, K, V, N, d, dv, keep, opt);
-    }
+    case Method::Monarch:
+      return monarch_head(Q, K, V, N, d, dv, keep, monarch_options(a, N, d, tau));
     case Method::BlockLocal:
       return block_local_head(Q, K, V, N, d, dv, keep, r.block, a.pad, tau);
     case Method::Nystrom:

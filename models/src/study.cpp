@@ -99,13 +99,8 @@ std::vector<LayerStudy> per_layer_study(const MiniLM& model, const std::vector<s
           O = O_star;
           break;
         case Method::Monarch: {
-          Options opt;
-          opt.steps = a.steps;
-          opt.block = r.block;
-          opt.pad = a.pad;
-          opt.scale = tau;
           HeadTrace<double> trace;
-          O = monarch_head(x.Q.data(), x.K.data(), x.V.data(), N, d, d, {}, opt, &trace);
+          O = monarch_head(x.Q.data(), x.K.data(), x.V.data(), N, d, d, {}, monarch_options(a, N, d, tau), &trace);
           kl = trace.F_star - trace.rounds.back().F_after_L;  // docs eq. (7)
           break;
         }

@@ -52,6 +52,8 @@ struct Resolved {
   int block = 0, landmarks = 0;
 };
 Resolved resolve(const AttentionChoice& a, int N, int d);
+/// The reference's Options for a Monarch choice on N tokens: T, the resolved b, padding, tau.
+Options monarch_options(const AttentionChoice& a, int N, int d, double tau);
 
 /// FLOPs of one head of N tokens with the resolved knobs (see the formula above).
 double attention_flops(const AttentionChoice& a, int N, int d, int dv);
