@@ -120,6 +120,8 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& path) 
     if (!line.empty() && line.back() == '\r') line.pop_back();
     t.vocab_.emplace(line, next++);  // the first occurrence wins, as in the reference
   }
+  t.lines_ = next;  // not vocab_.size(): a repeated line still takes an id (fuzz finding, a vocabulary
+                    // with "##s" twice gave the last line an id equal to the distinct-token count)
   if (t.vocab_.empty()) throw InputError("the vocabulary " + path + " is empty");
   auto need = [&](const char* tok) {
     auto it = t.vocab_.find(tok);

@@ -1,6 +1,10 @@
 // The hand-written BERT tokenizer against the model's own (transformers) tokenizer.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
+
 #include "helpers.hpp"
 
 using namespace monarch::models;
@@ -54,4 +58,20 @@ TEST_CASE("wordpiece marks continuations and gives [UNK] to unmatchable or overl
   const auto enc = tok.encode("", 8);
   CHECK(enc == std::vector<int>{tok.cls_id(), tok.sep_id()});
   CHECK_THROWS_AS(tok.encode("x", 1), monarch::InputError);
+}
+
+TEST_CASE("a vocabulary that repeats a line keeps every id below size(), which counts lines") {
+  // Fuzz finding: fuzz/tokenizer_vocab.txt listed "##s" twice, so the last line's id equalled the
+  // number of distinct tokens and fell outside size(). Ids are line numbers; size() is the line count.
+  const std::string path = (std::filesystem::temp_directory_path() / "monarch_repeated_vocab.txt").string();
+  {
+    std::ofstream out(path);
+    out << "[PAD]\n[UNK]\n[CLS]\n[SEP]\nab\n##s\n##s\nzz\n";
+  }
+  const auto t = monarch::models::WordPieceTokenizer::from_vocab_file(path);
+  std::filesystem::remove(path);
+  CHECK(t.size() == 8);
+  CHECK(t.id("zz") == 7);
+  CHECK(t.id("##s") == 5);  // the first occurrence wins
+  for (int id : t.encode("zz abs", 16)) CHECK((id >= 0 && id < t.size()));
 }

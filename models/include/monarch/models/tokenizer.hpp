@@ -37,7 +37,9 @@ class WordPieceTokenizer {
   void wordpiece(const std::string& word, std::vector<int>& out) const;
 
   int id(const std::string& token) const;  ///< InputError when absent
-  int size() const { return static_cast<int>(vocab_.size()); }
+  /// Ids run over [0, size()): the number of lines, which exceeds the number of distinct tokens
+  /// when a line repeats an earlier one (its id is then never produced, as in the reference).
+  int size() const { return lines_; }
   int cls_id() const { return cls_; }
   int sep_id() const { return sep_; }
   int pad_id() const { return pad_; }
@@ -45,6 +47,7 @@ class WordPieceTokenizer {
 
  private:
   std::unordered_map<std::string, int> vocab_;
+  int lines_ = 0;  // the vocabulary's length: ids are line numbers
   int cls_ = -1, sep_ = -1, pad_ = -1, unk_ = -1;
 };
 
