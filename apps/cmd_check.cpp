@@ -56,9 +56,10 @@ void run_check(const CheckArgs& a) {
   std::vector<cuda::Level> levels;
   if (a.level == 0) {
     levels = {cuda::Level::Scalar, cuda::Level::TensorCore};
-    if (dtype != cuda::DType::F32) {  // levels 3 and 4: fp16/bf16 only
+    if (dtype != cuda::DType::F32) {  // levels 3 to 5: fp16/bf16 only
       levels.push_back(cuda::Level::Fused);
       levels.push_back(cuda::Level::WholeHead);
+      levels.push_back(cuda::Level::OneLaunch);
     }
   } else
     levels = {cuda::parse_level(a.level)};
@@ -103,7 +104,8 @@ void run_check(const CheckArgs& a) {
                 level == cuda::Level::Scalar       ? "scalar"
                 : level == cuda::Level::TensorCore ? "tensor cores"
                 : level == cuda::Level::Fused      ? "fused steps, mma.sync"
-                                                   : "whole head per CTA at T = 1",
+                : level == cuda::Level::WholeHead  ? "whole head per CTA at T = 1"
+                                                   : "one launch per call",
                 a.E * a.H);
     cuda::MonarchSession s(a.E, a.H, a.N, a.d, dv, opt, {level, dtype});
     s.upload(Q, K, V, &mask);
@@ -165,9 +167,9 @@ void add_check_command(CLI::App& app) {
   cmd->add_option("--pad", args->pad, "pre or post")->check(CLI::IsMember({"pre", "post"}));
   cmd->add_option("--dtype", args->dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   cmd->add_option("--level", args->level,
-                  "1 (scalar), 2 (tensor cores), 3 (fused steps) or 4 (whole head per CTA); 3 and 4 run fp16/bf16; "
-                  "default: every level that runs the dtype")
-      ->check(CLI::Range(0, 4));
+                  "1 (scalar), 2 (tensor cores), 3 (fused steps), 4 (whole head per CTA) or 5 (one launch); 3 to 5 "
+                  "run fp16/bf16; default: every level that runs the dtype")
+      ->check(CLI::Range(0, 5));
   cmd->add_option("--mask-drop", args->drop, "fraction of keys masked at random (default 0)");
   cmd->add_option("--seed", args->seed, "random seed (default: fresh)");
   cmd->add_flag("!--no-naive", args->naive, "skip the naive cuBLAS baseline check");

@@ -32,6 +32,7 @@ constexpr int kNoGroup = -1;  // a column past the last group: matches no row
 constexpr int kNoRow = -2;    // a row past the end: matches no column
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kMinExp2 = -128.0f;  // ex2.approx.ftz(x) = 0 for x < -126 (2^x is subnormal, flushed)
 
 /// The padded head dimension D of a problem: d and d_v are both zero-padded to D in shared memory,
 /// D in {32, 64, 128} (one kernel instantiation each).
@@ -44,7 +45,9 @@ inline int fused_dim(int d, int dv) {
 /// columns 2t, 2t + 1 (t = lane % 4) of each 8-column accumulator tile.
 template <int D>
 struct WarpRows {
-  std::uint32_t qa[D / kK][4];  // the 16 x D row strip as A fragments
+  std::uint32_t row_s = 0;      // shared address of this lane's ldmatrix row of the 16 x D row strip:
+                                // the A fragments are re-read each chunk rather than held (16
+                                // registers at D = 64 that the R-update with values cannot spare)
   float acc_k[D / kN][4] = {};  // sum_c w_c keys_c: alpha_L (RUpdate) or alpha_R (RStats), fp32
   float acc_v[D / kN][4] = {};  // sum_c w_c vals_c: Y (RUpdate) or o (LUpdate), fp32
   float run_max[2] = {-INFINITY, -INFINITY};  // online softmax: running max M (base 2)
@@ -55,13 +58,14 @@ struct WarpRows {
 };
 
 /// Copies `rows` rows of `width` elements (width % 8 == 0) into a (rows, D + kSkew) shared tile with
-/// cp.async, kThreads threads sharing the pieces; row r comes from src(r), or is zero when src(r)
+/// cp.async, kThreads threads sharing the pieces (tid: this thread's index in the CTA); row r comes from src(r), or is zero when src(r)
 /// is null. Columns [width, D) are zero, so padded features add nothing to any product.
 template <class T, int D, int kThreads, class Src>
-__device__ __forceinline__ void load_tile_async(T* tile, int rows, int width, const void* any_global, Src src) {
+__device__ __forceinline__ void load_tile_async(T* tile, int rows, int width, const void* any_global, Src src,
+                                                int tid) {
   constexpr int kPieces = D * static_cast<int>(sizeof(T)) / kCopyBytes;  // 16-byte pieces per row
   constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
-  for (int i = threadIdx.x; i < rows * kPieces; i += kThreads) {
+  for (int i = tid; i < rows * kPieces; i += kThreads) {
     const int r = i / kPieces, pc = i % kPieces;
     const T* row = src(r);
     const bool copy = row != nullptr && pc * kPerPiece < width;
@@ -76,14 +80,15 @@ __device__ __forceinline__ void load_tile_async(T* tile, int rows, int width, co
 /// an add instead of a row lookup (Nsight Compute: the row lookups were half of level 4's
 /// instructions).
 template <class T, int D, int kThreads>
-__device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, const T* base, int lo, int hi) {
+__device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, const T* base, int lo, int hi,
+                                                int tid) {
   constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
   constexpr int kPieces = D / kPerPiece;             // 16-byte pieces per row
   constexpr int kRowsPerPass = kThreads / kPieces;   // rows the CTA covers in one pass
   static_assert(kThreads % kPieces == 0, "every thread keeps one column piece");
-  const int pc = threadIdx.x % kPieces;
+  const int pc = tid % kPieces;
   const bool col_in = pc * kPerPiece < width;
-  int r = threadIdx.x / kPieces;
+  int r = tid / kPieces;
   std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;  // of row r, piece pc
   T* dst = tile + r * (D + kSkew) + pc * kPerPiece;
   for (; r < rows; r += kRowsPerPass, offset += static_cast<std::ptrdiff_t>(kRowsPerPass) * width,
@@ -93,12 +98,12 @@ __device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, co
   }
 }
 
-/// Loads the warp's row strip into A fragments; row_addr(r) is the shared address of row r < 16.
-/// Scalar: qa holds rows[r][f] for r < 16, f < D.
+/// Points the warp at its row strip; row_addr(r) is the shared address of row r < 16 (any rows, in
+/// any order: ldmatrix takes one row address per lane). Lanes 16-31 address the upper 8 columns of
+/// each k16 step. The rows must stay in shared memory while the warp's chunks run.
 template <int D, class RowAddr>
-__device__ __forceinline__ void load_rows(std::uint32_t (&qa)[D / kK][4], RowAddr row_addr, int lane) {
-  const auto* row = row_addr(lane & 15);
-  for (int kk = 0; kk < D / kK; ++kk) ldmatrix_x4<false>(qa[kk], row + kk * kK + (lane >> 4) * 8);
+__device__ __forceinline__ void bind_rows(WarpRows<D>& w, RowAddr row_addr, int lane) {
+  w.row_s = smem_addr(row_addr(lane & 15) + (lane >> 4) * 8);
 }
 
 /// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys
@@ -116,13 +121,17 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
   // S (16 x kChunk) = rows (16 x D) keys^T. Scalar: S[r][c] = sum_f rows[r][f] * keys[c][f].
   // Mirrors the score of detail::r_update_block / l_update_position / r_statistics_position.
   float sc[kNT][4] = {};
-  for (int nt = 0; nt < kNT; nt += 2) {
-    const auto* key = col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)) + ((lane >> 3) & 1) * 8;
-    for (int kk = 0; kk < D / kK; ++kk) {
+  #pragma unroll
+  for (int kk = 0; kk < D / kK; ++kk) {
+    std::uint32_t a[4];  // rows[0..16)[16 kk .. 16 kk + 16) as an A fragment
+    ldmatrix_x4<false>(a, w.row_s + kk * kK * static_cast<std::uint32_t>(sizeof(T)));
+    #pragma unroll
+    for (int nt = 0; nt < kNT; nt += 2) {
+      const auto* key = col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)) + ((lane >> 3) & 1) * 8;
       std::uint32_t b[4];
       ldmatrix_x4<false>(b, key + kk * kK);
-      mma_16816<T>(sc[nt], w.qa[kk], b[0], b[1]);
-      mma_16816<T>(sc[nt + 1], w.qa[kk], b[2], b[3]);
+      mma_16816<T>(sc[nt], a, b[0], b[1]);
+      mma_16816<T>(sc[nt + 1], a, b[2], b[3]);
     }
   }
 
@@ -131,6 +140,7 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
   // warp's rows (the common case for b, m >= 32) the group test is skipped.
   const bool one_group = __all_sync(0xffffffffu, grp[0] == w.row_group[0] && grp[kChunk - 1] == w.row_group[0] &&
                                                      w.row_group[1] == w.row_group[0]);
+  #pragma unroll
   for (int nt = 0; nt < kNT; ++nt) {
     const int c = nt * kN + 2 * t;  // even: the pair (c, c + 1) is one 8-byte load
     const float2 bc = *reinterpret_cast<const float2*>(bias + c);
@@ -150,20 +160,28 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
     // Online softmax of eqs. (12)/(13): running max M, sum Z = sum 2^(z - M) and, for c_L,
     // W = sum 2^(z - M) (z - M). A new max M' rescales: Z' = a Z, W' = a (W + (M - M') Z), a = 2^(M - M').
     float corr[2];
+    #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float mx = -INFINITY;
+      #pragma unroll
       for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(sc[nt][2 * h], sc[nt][2 * h + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 lanes of a quad share a row
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(w.run_max[h], mx);
       const bool none = m_new == -INFINITY;  // no valid column yet: every weight is 0
-      corr[h] = none ? 1.0f : exp2_approx(w.run_max[h] - m_new);
+      // Before the first valid column Z, W and the accumulators are all 0, so they need no
+      // rescale: a = 1 there lets the first chunk skip the 2 D multiplications below.
+      corr[h] = w.run_max[h] == -INFINITY ? 1.0f : exp2_approx(w.run_max[h] - m_new);
       float sum = 0.0f, ent = 0.0f;
+      #pragma unroll
       for (int nt = 0; nt < kNT; ++nt)
+        #pragma unroll
         for (int e = 2 * h; e < 2 * h + 2; ++e) {
           const float z = sc[nt][e] - m_new;
           const float p = none ? 0.0f : exp2_approx(z);
-          if constexpr (kStep == Step::RUpdate) ent += p > 0.0f ? p * z : 0.0f;
+          // p z with 0 (-inf) taken as 0: below kMinExp2 the flushed ex2 already gives p = 0, so
+          // clamping z there changes no product and costs 2 instructions instead of a test.
+          if constexpr (kStep == Step::RUpdate) ent = fmaf(p, fmaxf(z, kMinExp2), ent);
           sc[nt][e] = p;
           sum += p;
         }
@@ -181,7 +199,9 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
     // Rescale the accumulators only when some row's maximum moved (a warp-uniform test): once the
     // maxima settle, most chunks skip these 2 D / 2 multiplications per thread.
     if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f))
+      #pragma unroll
       for (int dt = 0; dt < kDT; ++dt)
+        #pragma unroll
         for (int e = 0; e < 4; ++e) {
           if constexpr (kSumKeys) w.acc_k[dt][e] *= corr[e / 2];
           if constexpr (kVals) w.acc_v[dt][e] *= corr[e / 2];
@@ -189,7 +209,9 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
   } else {
     // RStats, eq. (11): L_j[k, l] valid(l, j) = 2^(z - c_L[k] log2 e), the column's lse_L already in
     // its bias; c_R[k, j] is the row sum of these weights (quad-reduced by the caller at the end).
+    #pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
+      #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const float p = exp2_approx(sc[nt][e] - w.row_bias[e / 2]);
         sc[nt][e] = p;
@@ -199,11 +221,13 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
 
   // acc (16 x D) += W (16 x kChunk) vals (kChunk x D): the weights' C fragments, packed to T,
   // are the A fragments. Scalar: acc[r][f] += sum_c W[r][c] * vals[c][f].
+  #pragma unroll
   for (int kk = 0; kk < kChunk / kK; ++kk) {
     const std::uint32_t wa[4] = {pack2<T>(sc[2 * kk][0], sc[2 * kk][1]), pack2<T>(sc[2 * kk][2], sc[2 * kk][3]),
                                  pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
                                  pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
     const int c = kk * kK + (lane & 7) + ((lane >> 3) & 1) * 8, f = (lane >> 4) * 8;
+    #pragma unroll
     for (int dt = 0; dt < kDT; dt += 2) {
       std::uint32_t b[4];
       if constexpr (kSumKeys) {
@@ -223,6 +247,7 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
 /// Quad-sums the RStats weight sums (c_R) after the last chunk.
 template <int D>
 __device__ __forceinline__ void finish_row_sums(WarpRows<D>& w) {
+  #pragma unroll
   for (int h = 0; h < 2; ++h) {
     w.run_sum[h] += __shfl_xor_sync(0xffffffffu, w.run_sum[h], 1);
     w.run_sum[h] += __shfl_xor_sync(0xffffffffu, w.run_sum[h], 2);
@@ -248,6 +273,7 @@ template <class T, int D>
 __device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4], int h, float scale, int width,
                                           int lane) {
   const int t = lane % 4;
+  #pragma unroll
   for (int dt = 0; dt < D / kN; ++dt) {
     const int c = dt * kN + 2 * t;
     if (c < width)

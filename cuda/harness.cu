@@ -158,9 +158,10 @@ Level parse_level(int level) {
   if (level == 2) return Level::TensorCore;
   if (level == 3) return Level::Fused;
   if (level == 4) return Level::WholeHead;
+  if (level == 5) return Level::OneLaunch;
   throw InputError("unknown CUDA level " + std::to_string(level) +
-                   ": levels 1 (scalar), 2 (tensor cores), 3 (fused, fp16/bf16) and 4 (whole head per CTA, "
-                   "fp16/bf16) exist");
+                   ": levels 1 (scalar), 2 (tensor cores), 3 (fused, fp16/bf16), 4 (whole head per CTA, "
+                   "fp16/bf16) and 5 (one launch, fp16/bf16) exist");
 }
 
 double tolerance(DType t) { return t == DType::F32 ? 1e-5 : 1e-2; }
@@ -219,8 +220,14 @@ struct MonarchSession::Impl {
   detail::Problem p;
   detail::LevelSteps steps{};
   DeviceBuffer Q, K, V, valid, alpha_R, c_R, alpha_L, c_L, lse_L, Y, O;
-  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // level 3 only (harness.cuh, Problem)
+  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // levels 3 to 5 only (harness.cuh, Problem)
+  DeviceBuffer sync;                      // level 5 only
 };
+
+/// Levels 3 to 5: mma.sync tiles, fp16/bf16, intermediates position-major in the input dtype.
+static bool is_fused(Level level) {
+  return level == Level::Fused || level == Level::WholeHead || level == Level::OneLaunch;
+}
 
 void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Config cfg) {
   validate_options(opt);
@@ -233,11 +240,11 @@ void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Co
     throw InputError("CUDA level " + std::to_string(static_cast<int>(cfg.level)) + " supports d, d_v <= " +
                      std::to_string(max_dim) + ", got d = " + std::to_string(d) + ", d_v = " +
                      std::to_string(dv));
-  if (cfg.level == Level::Fused || cfg.level == Level::WholeHead) {
+  if (is_fused(cfg.level)) {
     const std::string name = "CUDA level " + std::to_string(static_cast<int>(cfg.level));
     if (cfg.dtype == DType::F32)
       throw InputError(name + " runs on tensor cores in fp16 or bf16 only; use level 2 for fp32");
-    constexpr int kRowAlign = 8;  // levels 3 and 4 copy rows in 16-byte pieces of 8 halves
+    constexpr int kRowAlign = 8;  // levels 3 to 5 copy rows in 16-byte pieces of 8 halves
     if (d % kRowAlign != 0 || dv % kRowAlign != 0)
       throw InputError(name + " needs d and d_v to be multiples of 8, got d = " + std::to_string(d) +
                        ", d_v = " + std::to_string(dv) + "; use level 2");
@@ -259,8 +266,9 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
   s.steps = cfg.level == Level::Scalar       ? detail::level1_steps()
             : cfg.level == Level::TensorCore ? detail::level2_steps()
             : cfg.level == Level::Fused      ? detail::level3_steps()
-                                             : detail::level4_steps();
-  const bool fused = cfg.level == Level::Fused || cfg.level == Level::WholeHead;
+            : cfg.level == Level::WholeHead  ? detail::level4_steps()
+                                             : detail::level5_steps();
+  const bool fused = is_fused(cfg.level);
 
   const std::size_t heads = static_cast<std::size_t>(E) * H, es = detail::dtype_size(cfg.dtype);
   const std::size_t f = sizeof(float);
@@ -291,6 +299,8 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
     s.Y_pm = DeviceBuffer(heads * g.Np * dv * es);
     s.c_L_pm = DeviceBuffer(heads * g.Np * f);
   }
+  if (cfg.level == Level::OneLaunch)
+    s.sync = DeviceBuffer(detail::level5_sync_words(static_cast<int>(heads), opt.steps) * sizeof(unsigned));
   s.valid = detail::make_valid(g, E, nullptr);
 
   detail::Problem& p = s.p;
@@ -304,6 +314,7 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
   p.alpha_L = s.alpha_L.get<float>(), p.c_L = s.c_L.get<float>();
   p.lse_L = s.lse_L.get<float>(), p.Y = s.Y.get<float>(), p.O = s.O.get();
   p.alpha_L_pm = s.alpha_L_pm.get(), p.Y_pm = s.Y_pm.get(), p.c_L_pm = s.c_L_pm.get<float>();
+  p.sync = s.sync.get<unsigned>();
 }
 
 MonarchSession::~MonarchSession() = default;
@@ -353,18 +364,27 @@ void MonarchSession::run(std::vector<Trace>* traces) {
     for (Trace& tr : *traces) tr.g = s.g, tr.tau = p.tau;
   }
   const bool whole = s.steps.whole != nullptr && s.steps.whole_fits(p, T);  // level 4: one launch
+  const bool rounds = !whole && s.steps.rounds != nullptr;                   // level 5: one launch
+  if (rounds && !traces) {
+    p.round = T;
+    s.steps.rounds(p, 1, T, false);  // every step of every round
+    return;
+  }
   for (int t = 1; t <= T; ++t) {
     const bool want = traces != nullptr || t == T;  // Y and O are needed only at the end or for a trace
     p.round = t;
     if (whole) {
       if (traces) detail::launch_r_stats_init(p);  // round-1 alpha_R, c_R for the trace (eq. (14))
       s.steps.whole(p, traces != nullptr);
+    } else if (rounds) {  // a trace: one launch per round, so each round's intermediates can be read
+      if (t == 1) detail::launch_r_stats_init(p);  // round-1 alpha_R, c_R for the trace (eq. (14))
+      s.steps.rounds(p, t, t, true);
     } else if (t == 1) {
       if (traces || !s.steps.round1_reads_q) detail::launch_r_stats_init(p);  // L = I, eq. (14)
     } else {
       s.steps.r_stats(p);  // eq. (11) with the previous round's L
     }
-    if (!whole) {
+    if (!whole && !rounds) {
       s.steps.r_update(p, want);  // eqs. (12), (10), (4)
       s.steps.l_update(p, want);  // eq. (13) and o = L Y, eq. (4)
     }

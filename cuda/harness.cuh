@@ -40,6 +40,7 @@ struct Problem {
   void* alpha_L_pm = nullptr;  // (E H, N', d)   dtype  level 3 only
   void* Y_pm = nullptr;        // (E H, N', d_v) dtype  level 3 only
   float* c_L_pm = nullptr;     // (E H, N')      fp32   level 3 only
+  unsigned* sync = nullptr;    // level 5 only: its work counter and per (head, step) done counts
   int round = 1;               // t of the round being run, 1..T (set by the harness)
 };
 
@@ -65,12 +66,19 @@ struct LevelSteps {
   /// leaves the last round's intermediates where the steps would (for export_trace).
   bool (*whole_fits)(const Problem&, int rounds) = nullptr;
   void (*whole)(const Problem&, bool dump) = nullptr;
+  /// Levels that run several rounds in one launch (level 5), where whole does not fit: rounds
+  /// first..last of spec §4, every step of each, in one launch; Y and O in every round when
+  /// want_all (traces), else in the last one only. Round 1 reads q itself (round1_reads_q).
+  void (*rounds)(const Problem&, int first, int last, bool want_all) = nullptr;
 };
 
 LevelSteps level1_steps();  // level1_scalar.cu
 LevelSteps level2_steps();  // level2_tensor_core.cu
 LevelSteps level3_steps();  // level3_fused.cu
 LevelSteps level4_steps();  // level4_whole_head.cu
+LevelSteps level5_steps();  // level5_one_launch.cu
+/// 32-bit words of Problem::sync that level 5 needs for `heads` heads and T = rounds.
+std::size_t level5_sync_words(int heads, int rounds);
 
 /// The round-1 statistics of spec §4 "Initialisation" (L = I): alpha_R = q (0 at pads),
 /// c_R = 1. Shared by every level (harness.cu).

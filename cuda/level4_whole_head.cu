@@ -100,11 +100,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
 
     // ---- 1. Q, K, V in padded order (zero at pads and past N'): tokens [0, N) are rows [off, off + N).
     load_rows_async<T, D, kThreads>(Qs, rows, p.d, static_cast<const T*>(p.Q) + static_cast<std::size_t>(head) * p.N * p.d,
-                                    p.off, p.off + p.N);
+                                    p.off, p.off + p.N, threadIdx.x);
     load_rows_async<T, D, kThreads>(KA, rows, p.d, static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d,
-                                    p.off, p.off + p.N);
+                                    p.off, p.off + p.N, threadIdx.x);
     load_rows_async<T, D, kThreads>(VY, rows, p.dv, static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv,
-                                    p.off, p.off + p.N);
+                                    p.off, p.off + p.N, threadIdx.x);
     cp_async_commit();
     const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;
     for (int c = threadIdx.x; c < cols; c += kThreads) bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
       const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
       WarpRows<D> w;
       for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.b : kNoRow;
-      load_rows<D>(w.qa, [&](int r) { return Qs + (r0 + r) * kLd; }, lane);
+      bind_rows<D>(w, [&](int r) { return Qs + (r0 + r) * kLd; }, lane);
       // The blocks of rows r0..r_last, in chunks starting at a multiple of kChunk (aligned column
       // arrays; columns of other blocks in the first chunk are masked by their group).
       for (int c0 = r0 / p.b * p.b / kChunk * kChunk; c0 < (r_last / p.b + 1) * p.b; c0 += kChunk)
@@ -141,8 +141,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
     __syncthreads();  // every warp's alpha_L, Y (global slot) and bias_L are written; K and V are dead
 
     // ---- 3. alpha_L and Y back from the slot (L2), position-major, into the arrays of K and V.
-    load_rows_async<T, D, kThreads>(KA, rows, p.d, aL_pm + slot * p.d, 0, p.Np);
-    load_rows_async<T, D, kThreads>(VY, rows, p.dv, Y_pm + slot * p.dv, 0, p.Np);
+    load_rows_async<T, D, kThreads>(KA, rows, p.d, aL_pm + slot * p.d, 0, p.Np, threadIdx.x);
+    load_rows_async<T, D, kThreads>(VY, rows, p.dv, Y_pm + slot * p.dv, 0, p.Np, threadIdx.x);
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();  // alpha_L and Y are in shared memory for every warp
@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
       WarpRows<D> w;
       for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
       // q_(l,j) for position-major row j*m + l: padded row l*b + j (past N': a zero row).
-      load_rows<D>(w.qa, [&](int r) { return Qs + padded_of[r0 + r] * kLd; }, lane);
+      bind_rows<D>(w, [&](int r) { return Qs + padded_of[r0 + r] * kLd; }, lane);
       for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
         warp_chunk<T, Step::LUpdate, D, kChunk, true>(
             w, [&](int c) { return KA + clamp(c0 + c) * kLd; }, [&](int c) { return VY + clamp(c0 + c) * kLd; },

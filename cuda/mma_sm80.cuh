@@ -46,18 +46,22 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 /// Four 8 x 8 matrices of 16-bit elements from shared memory; lane i gives the address of row
-/// i % 8 of matrix i / 8. Register r of each lane receives matrix r's elements [g][2t..2t+1]
+/// i % 8 of matrix i / 8 (as a generic pointer, or as a 32-bit shared address). Register r of each lane receives matrix r's elements [g][2t..2t+1]
 /// (or, with kTrans, [2t..2t+1][g]: the matrix transposed).
 template <bool kTrans>
-__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row_addr) {
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], std::uint32_t row_saddr) {
   if constexpr (kTrans)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(row_addr)));
+                 : "r"(row_saddr));
   else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(row_addr)));
+                 : "r"(row_saddr));
+}
+template <bool kTrans>
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* row_addr) {
+  ldmatrix_x4<kTrans>(r, smem_addr(row_addr));
 }
 
 /// c (16 x 8, fp32) += a (16 x 16) b (16 x 8), T = __half or __nv_bfloat16.

@@ -136,13 +136,13 @@ for s in $STEPS; do
       ;;
     ncu)
       # Nsight Compute (clocks not locked: what users get) on the kernels the comparison times: level 4's
-      # whole-head kernel at 4096 x 256 and level 3's two steps at 1 x 16384, fp16, T = 1.
+      # whole-head kernel at 4096 x 256 and level 5's one-launch kernel at 1 x 16384, fp16, T = 1.
       NCU="ncu --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis"
       step "ncu 4096x256" 120 ncu.txt $NCU --kernel-name regex:whole_head --launch-count 1 python3 bench/compare_sdpa.py \
         --lib "$(bin libmonarch_cuda_c.so)" --out /tmp/ncu-run --configs 4096x256 --steps 1 --dtypes fp16 --reps 2
-      step "ncu 1x16384" 120 ncu.txt $NCU --kernel-name regex:level3 --launch-count 2 python3 bench/compare_sdpa.py \
+      step "ncu 1x16384" 120 ncu.txt $NCU --kernel-name regex:one_launch --launch-count 1 python3 bench/compare_sdpa.py \
         --lib "$(bin libmonarch_cuda_c.so)" --out /tmp/ncu-run --configs 1x16384 --steps 1 --dtypes fp16 --reps 2
-      grep -E "level3_kernel|whole_head_kernel|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Stall|L2 Hit" "$OUT/ncu.txt" | head -80
+      grep -E "one_launch_kernel|whole_head_kernel|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Stall|L2 Hit" "$OUT/ncu.txt" | head -80
       ;;
   esac
 done

@@ -22,7 +22,7 @@ TEST_CASE("level 2 refuses d or d_v beyond its tiles with a message naming the l
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 300, 64, opt, Config{Level::Scalar, DType::F32}), InputError);
 }
 
-TEST_CASE("levels 3 and 4 refuse fp32 and rows that are not whole 16-byte pieces, naming the way out") {
+TEST_CASE("levels 3 to 5 refuse fp32 and rows that are not whole 16-byte pieces, naming the way out") {
   Options opt;
   CHECK_THROWS_WITH_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::Fused, DType::F32}),
                        doctest::Contains("fp16 or bf16 only; use level 2 for fp32"), InputError);
@@ -31,7 +31,10 @@ TEST_CASE("levels 3 and 4 refuse fp32 and rows that are not whole 16-byte pieces
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 20, opt, Config{Level::Fused, DType::BF16}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 136, 64, opt, Config{Level::Fused, DType::F16}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::WholeHead, DType::F32}), InputError);
-  CHECK_THROWS_WITH_AS(parse_level(5), doctest::Contains("4 (whole head per CTA"), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::OneLaunch, DType::F32}), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 12, opt, Config{Level::OneLaunch, DType::F16}), InputError);
+  CHECK_THROWS_WITH_AS(parse_level(6), doctest::Contains("5 (one launch"), InputError);
+  CHECK_THROWS_AS(parse_level(0), InputError);
 }
 
 TEST_CASE("bad options and shapes are InputErrors") {

@@ -1,6 +1,8 @@
-// Every level of the CUDA path (levels 3 and 4: fp16 and bf16 only), for every dtype, against the reference in double: every
+// Every level of the CUDA path (levels 3 to 5: fp16 and bf16 only), for every dtype, against the reference in double: every
 // intermediate of every round (alpha_R, c_R, alpha_L, c_L, Y, O) and the output, on fresh random
 // inputs, with the device buffers poisoned (NaN) before each run.
+#include <cmath>
+#include <cstring>
 #include <sstream>
 #include <vector>
 
@@ -37,6 +39,9 @@ const std::vector<Case> kCases = {
     {"N = 1000, b = N (exact softmax)", 1, 1, 1000, 32, 64, 1000, 1, Pad::Post, MaskKind::Random, false},
     {"N = 4096, b = 60 pre (m = 69 > one tile)", 1, 1, 4096, 64, 64, 60, 2, Pad::Pre, MaskKind::Random,
      false},
+    // More work items than level 5 has resident CTAs (5 steps x 8 heads x 64 tiles = 2560), so each
+    // CTA runs tiles of several steps and heads, waiting on other heads' counters.
+    {"N = 4096, E x H = 2 x 4, b = 64, T = 2", 2, 4, 4096, 64, 64, 64, 2, Pad::Post, MaskKind::Random, false},
     // T = 1 on heads small enough for level 4's one-CTA-per-head kernel (T >= 2 runs level 3 there).
     {"T = 1: N = 7, b = 3 pre, random mask", 1, 2, 7, 32, 32, 3, 1, Pad::Pre, MaskKind::Random, true},
     {"T = 1: N = 64, E x H = 2 x 3, random mask, d_v = 48", 2, 3, 64, 64, 48, 8, 1, Pad::Post, MaskKind::Random,
@@ -81,9 +86,10 @@ void check_dtype(DType dtype) {
         monarch_attention(to_double(Q), to_double(K), to_double(V), &mask, opt, &ref_traces);
 
     std::vector<Level> levels = {Level::Scalar, Level::TensorCore};
-    if (dtype != DType::F32) {  // levels 3 and 4: tensor cores only
+    if (dtype != DType::F32) {  // levels 3 to 5: tensor cores only
       levels.push_back(Level::Fused);
       levels.push_back(Level::WholeHead);
+      levels.push_back(Level::OneLaunch);
     }
     for (Level level : levels) {
       INFO("level " << static_cast<int>(level));
@@ -115,12 +121,12 @@ TEST_CASE("fp32: levels 1 and 2 match the double reference in every intermediate
   check_dtype(DType::F32);
 }
 
-TEST_CASE("fp16: levels 1 to 4 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("fp16: levels 1 to 5 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::F16);
 }
 
-TEST_CASE("bf16: levels 1 to 4 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("bf16: levels 1 to 5 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::BF16);
 }
@@ -140,4 +146,54 @@ TEST_CASE("poisoned buffers are NaN: a comparison against them fails") {
   const ArrayError e = compare_output(zeros, O);
   CHECK(e.nan == O.data.size());
   CHECK_FALSE(e.pass(1.0));
+}
+
+TEST_CASE("level 5 gives bit-identical output to level 3, whose tiles it runs in one launch") {
+  // Level 5 runs level 3's tile code, in the same order within each tile, with no atomics in the
+  // arithmetic: any difference in any bit means a tile read an intermediate before its producer
+  // step had finished (a broken dependency wait) or a stale copy of it.
+  MONARCH_REQUIRE_GPU_OR_SKIP();
+  struct Run {
+    const char* what;
+    int E, H, N, b, T;
+  };
+  // Shapes where level 5 does not hand T = 1 to level 4's whole-head kernel (N' > 256 or T >= 2).
+  const Run runs[] = {{"T = 1, N = 4096, E x H = 2 x 6", 2, 6, 4096, 64, 1},
+                      {"T = 2, N = 1000, E x H = 3 x 4, b = 32", 3, 4, 1000, 32, 2},
+                      {"T = 3, N = 256, E x H = 8 x 8, b = 16 (more items than CTAs)", 8, 8, 256, 16, 3},
+                      // 96 heads x 31 tiles x 5 steps: each CTA runs ~28 tiles of many heads and steps.
+                      {"T = 2, N = 1950, E x H = 8 x 12, b = 45 (28 tiles per CTA)", 8, 12, 1950, 45, 2}};
+  std::mt19937_64 rng(fresh_seed());
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    for (const Run& r : runs) {
+      INFO(r.what << ", " << to_string(dtype));
+      Options opt;
+      opt.block = r.b;
+      opt.steps = r.T;
+      opt.pad = Pad::Pre;
+      const Geometry g = Geometry::make(r.N, r.b, opt.pad);
+      const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, 64, dtype, rng);
+      const Tensor4<float> K = random_tensor(r.E, r.H, r.N, 64, dtype, rng);
+      const Tensor4<float> V = random_tensor(r.E, r.H, r.N, 64, dtype, rng);
+      const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
+      std::vector<float> out[2];
+      int i = 0;
+      for (Level level : {Level::Fused, Level::OneLaunch}) {
+        MonarchSession s(r.E, r.H, r.N, 64, 64, opt, Config{level, dtype});
+        s.upload(Q, K, V, &mask);
+        s.poison();
+        s.run();
+        s.run();  // twice: the second launch must find its counters reset, not left at the first's totals
+        out[i++] = s.output().data;
+      }
+      REQUIRE(out[0].size() == out[1].size());
+      std::size_t differ = 0, nan = 0;
+      for (std::size_t k = 0; k < out[0].size(); ++k) {
+        differ += std::memcmp(&out[0][k], &out[1][k], sizeof(float)) != 0;
+        nan += std::isnan(out[1][k]);
+      }
+      CHECK(nan == 0);
+      CHECK_MESSAGE(differ == 0, differ << " of " << out[0].size() << " outputs differ");
+    }
+  }
 }

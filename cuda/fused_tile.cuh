@@ -1,0 +1,224 @@
+// The tile that levels 3 and 5 share: one CTA's 64 rows of one step (r_update, l_update or r_stats)
+// of one head, as a device function. Level 3 launches it once per CTA and step; level 5 calls it in
+// a persistent loop over every step of every round. The algorithm is described in level3_fused.cu.
+#pragma once
+
+#include <cfloat>
+#include <cmath>
+
+#include "fused_warp.cuh"
+#include "harness.cuh"
+
+namespace monarch::cuda::detail::fused {
+
+
+constexpr int kWarps = 4;                // warps per CTA
+constexpr int kThreads = 32 * kWarps;    // threads per CTA
+constexpr int kRows = kM * kWarps;       // rows per CTA: one 16-row strip per warp
+constexpr int kStages = 2;               // column chunks in flight: compute one while the next lands
+constexpr int kMaxDim = 128;             // = max_head_dim(Level::Fused)
+
+/// Columns per chunk: 32. A warp's score fragments cost kChunk / 2 registers per thread, and at
+/// 64 columns the r_update kernel needed 173 registers, which held an SM to two CTAs (8 warps, too
+/// few to hide the latency of mma.sync and ex2 chains: Nsight Compute, bench/NOTES.md "Level 3").
+template <int D>
+constexpr int chunk_cols() { return 32; }
+/// CTAs per SM the kernels are compiled for (__launch_bounds__): four at D <= 64 caps registers at
+/// 128 per thread, so 16 warps share an SM; two at D = 128, where the accumulators alone need 128.
+template <int D>
+constexpr int min_ctas() { return D > 64 ? 2 : 4; }
+
+
+template <class T, int D, bool kVals>
+struct Smem {
+  static constexpr int kLd = D + kSkew;        // row stride of every tile (elements)
+  static constexpr int kChunk = chunk_cols<D>();
+  static constexpr std::size_t kRowsOff = 0;                                        // (kRows, D)   T
+  static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kStages, kChunk, D) T
+  static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kStages * kChunk * kLd;  // same, if kVals
+  static constexpr std::size_t kGroupOff = kValsOff + (kVals ? sizeof(T) * kStages * kChunk * kLd : 0);  // (kStages, kChunk) int
+  static constexpr std::size_t kBiasOff = kGroupOff + sizeof(int) * kStages * kChunk;  // (kStages, kChunk) float
+  static constexpr std::size_t kBytes = kBiasOff + sizeof(float) * kStages * kChunk;
+  static_assert(kKeysOff % kCopyBytes == 0 && kValsOff % kCopyBytes == 0 && kGroupOff % kCopyBytes == 0,
+                "cp.async and ldmatrix need 16-byte aligned rows");
+};
+
+/// One CTA's work in one step: rows [r0, r0 + kRows) (r0 = tile kRows) of one head, every column
+/// chunk of the groups they touch, in round `round` (1: the R-update reads q itself, eq. (14)).
+/// kVals: r_update also forms Y (want_Y), l_update also forms o (want_O); r_stats never.
+/// Every thread of the CTA calls it, tid = threadIdx.x (level 5 passes a copy the compiler cannot
+/// hoist out of its loop); smem holds Smem<T, D, kVals>::kBytes. It ends with a barrier
+/// after its last use of shared memory, so the caller may refill smem at once (level 5 does).
+/// Intermediates written by other CTAs are read through L2 (__ldcg, cp.async.cg), never a possibly
+/// stale L1 line: level 5 reads them in the same launch that wrote them.
+template <class T, Step kStep, int D, bool kVals>
+__device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
+                                           int tid) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
+  static_assert(D % kK == 0 && D <= kMaxDim, "D is whole k16 steps, at most kMaxDim (validate_session)");
+  static_assert(kRows == kM * kWarps && kThreads == 32 * kWarps, "one 16-row strip per warp");
+  static_assert(!(kStep == Step::RStats && kVals), "r_stats sums the keys themselves (valid q)");
+  using S = Smem<T, D, kVals>;
+  constexpr int kChunk = S::kChunk, kLd = S::kLd;
+
+  T* rows_s = reinterpret_cast<T*>(smem + S::kRowsOff);
+  T* keys_s = reinterpret_cast<T*>(smem + S::kKeysOff);
+  T* vals_s = reinterpret_cast<T*>(smem + S::kValsOff);
+  int* group_s = reinterpret_cast<int*>(smem + S::kGroupOff);
+  float* bias_s = reinterpret_cast<float*>(smem + S::kBiasOff);
+
+  const int r0 = tile * kRows;
+  const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int G = kStep == Step::RUpdate ? p.b : p.m;  // rows and columns of one group
+  const std::size_t stat0 = static_cast<std::size_t>(head) * p.Np;
+  const int r_end = min(r0 + kRows, p.Np);
+  const int c_beg = r0 / G * G, c_end = ((r_end - 1) / G + 1) * G;  // columns of the groups touched
+  const int n_chunks = (c_end - c_beg + kChunk - 1) / kChunk;
+  const T* Qh = static_cast<const T*>(p.Q);
+  const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
+
+  // ---- Row tile (kRows, D): the left operand of every score.
+  if constexpr (kStep == Step::RUpdate) {
+    if (round == 1) {  // eq. (14): L = I, so the mean query is q itself (zero at a pad)
+      // Tile row r is padded row r0 + r, token r0 + r - off: tokens [0, N) are rows [off - r0, off + N - r0).
+      load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, Qh + static_cast<std::size_t>(head) * p.N * p.d,
+                                      p.off - r0, p.off + p.N - r0, tid);
+    } else {  // eq. (12): mean query alpha_R / max(c_R, tiny), fp32 -> T (c_R = 0: a uniform row)
+      for (int i = tid; i < kRows * D / 2; i += kThreads) {
+        const int r = i / (D / 2), c = i % (D / 2) * 2, row = r0 + r;
+        float2 v = make_float2(0.0f, 0.0f);
+        if (row < p.Np && c < p.d) {
+          const float inv = 1.0f / fmaxf(__ldcg(p.c_R + stat0 + row), FLT_MIN);
+          v = __ldcg(reinterpret_cast<const float2*>(p.alpha_R + padded_row(p, head, row, p.d) + c));
+          v.x *= inv, v.y *= inv;
+        }
+        *reinterpret_cast<std::uint32_t*>(rows_s + r * kLd + c) = pack2<T>(v.x, v.y);
+      }
+    }
+  } else if constexpr (kStep == Step::LUpdate) {  // q_(l,j) at position-major row j*m + l
+    load_tile_async<T, D, kThreads>(rows_s, kRows, p.d, Qh, [&](int r) -> const T* {
+      const int rr = r0 + r;
+      return rr < p.Np ? token_row<T>(p, p.Q, head, rr % p.m * p.b + rr / p.m, p.d) : nullptr;
+    }, tid);
+  } else {  // r_stats: alpha_L[k, j] at position-major row j*m + k
+    load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0,
+                                    p.Np - r0, tid);
+  }
+
+  // ---- Column chunk c0 .. c0 + kChunk into stage s: keys, values, and each column's group and bias.
+  auto load_chunk = [&](int c0, int s) {
+    T* keys = keys_s + s * kChunk * kLd;
+    T* vals = vals_s + s * kChunk * kLd;
+    auto in = [&](int c) { return c0 + c < c_end; };
+    if constexpr (kStep == Step::RUpdate) {  // keys k_(k,i) and values v_(k,i): padded index c
+      // Chunk row c is token c0 + c - off, kept while a token and inside the groups (c0 + c < c_end).
+      const int lo = p.off - c0, hi = min(p.off + p.N, c_end) - c0;
+      load_rows_async<T, D, kThreads>(keys, kChunk, p.d, static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d,
+                                      lo, hi, tid);
+      if constexpr (kVals)
+        load_rows_async<T, D, kThreads>(vals, kChunk, p.dv,
+                                        static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv, lo, hi, tid);
+    } else if constexpr (kStep == Step::LUpdate) {  // alpha_L[k, j] and Y[k, j]: position-major c
+      load_rows_async<T, D, kThreads>(keys, kChunk, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + c0) * p.d, 0,
+                                      c_end - c0, tid);
+      if constexpr (kVals)
+        load_rows_async<T, D, kThreads>(vals, kChunk, p.dv, static_cast<const T*>(p.Y_pm) + (stat0 + c0) * p.dv, 0,
+                                        c_end - c0, tid);
+    } else {  // r_stats: q_(l,j) at position-major c = j*m + l
+      load_tile_async<T, D, kThreads>(keys, kChunk, p.d, Qh, [&](int c) -> const T* {
+        const int cc = c0 + c;
+        return in(c) ? token_row<T>(p, p.Q, head, cc % p.m * p.b + cc / p.m, p.d) : nullptr;
+      }, tid);
+    }
+    for (int c = tid; c < kChunk; c += kThreads) {
+      const int cc = c0 + c;
+      int grp = kNoGroup;
+      float bias = INFINITY;  // log2-domain offset subtracted from the column's score; +inf masks it
+      if (cc < c_end) {
+        grp = cc / G;
+        if constexpr (kStep == Step::RUpdate) bias = valid_e[cc] ? 0.0f : INFINITY;
+        else if constexpr (kStep == Step::LUpdate) bias = __ldcg(p.c_L_pm + stat0 + cc) * kLog2e;  // +inf: empty block
+        else {
+          const int padded = cc % p.m * p.b + cc / p.m;
+          bias = valid_e[padded] ? __ldcg(p.lse_L + stat0 + cc) * kLog2e : INFINITY;
+        }
+      }
+      group_s[s * kChunk + c] = grp;
+      bias_s[s * kChunk + c] = bias;
+    }
+  };
+
+  load_chunk(c_beg, 0);
+  cp_async_commit();
+
+  // This warp's rows and the columns its groups own; this thread's two rows (g and g + 8).
+  const int w0 = r0 + warp * kM, w_end = min(w0 + kM, p.Np);
+  const int wc_beg = w0 < p.Np ? w0 / G * G : 0, wc_end = w0 < p.Np ? ((w_end - 1) / G + 1) * G : 0;
+  WarpRows<D> w;
+  #pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = w0 + g + 8 * h;
+    w.row_group[h] = row < p.Np ? row / G : kNoRow;
+    if constexpr (kStep == Step::RStats) w.row_bias[h] = row < p.Np ? __ldcg(p.c_L_pm + stat0 + row) * kLog2e : INFINITY;
+  }
+  const float scale2 = p.tau * kLog2e;  // scores in base 2: tau s log2(e)
+  bind_rows<D>(w, [&](int r) { return rows_s + (warp * kM + r) * kLd; }, lane);
+
+  for (int i = 0; i < n_chunks; ++i) {
+    const int c0 = c_beg + i * kChunk, s = i % kStages;
+    if (i + 1 < n_chunks) {
+      load_chunk(c0 + kChunk, (i + 1) % kStages);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // chunk i (and, at i = 0, the row tile) is in shared memory for every thread
+
+    if (w0 < p.Np && c0 < wc_end && c0 + kChunk > wc_beg) {  // this warp has columns in the chunk
+      const T* keys = keys_s + s * kChunk * kLd;
+      const T* vals = vals_s + s * kChunk * kLd;
+      warp_chunk<T, kStep, D, kChunk, kVals>(
+          w, [&](int c) { return keys + c * kLd; }, [&](int c) { return vals + c * kLd; }, group_s + s * kChunk,
+          bias_s + s * kChunk, scale2, lane);
+    }
+    __syncthreads();  // every warp is done with stage s before the next iteration refills it
+  }
+
+  // ---- Epilogue: this thread's two rows.
+  if constexpr (kStep == Step::RStats) finish_row_sums(w);
+  #pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = w0 + g + 8 * h;
+    if (row >= p.Np) continue;
+    if constexpr (kStep == Step::RUpdate) {
+      // R = w / Z. A block with no valid key (Z = 0) has no R row: alpha_L = Y = 0, c_L = +inf.
+      const int k = row / p.b, j = row % p.b;
+      const std::size_t pm = stat0 + static_cast<std::size_t>(j) * p.m + k;
+      const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];
+      store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + pm * p.d, w.acc_k, h, inv, p.d, lane);
+      if constexpr (kVals) store_row<T, D>(static_cast<T*>(p.Y_pm) + pm * p.dv, w.acc_v, h, inv, p.dv, lane);
+      if (t == 0) p.c_L_pm[pm] = entropy_term(w, h);
+    } else if constexpr (kStep == Step::LUpdate) {
+      // Some block of every position has a valid key, so Z > 0.
+      if (t == 0) p.lse_L[stat0 + row] = log_normaliser(w, h);
+      if constexpr (kVals) {
+        const int n = row % p.m * p.b + row / p.m - p.off;  // eq. (1): pads are dropped
+        if (n < 0 || n >= p.N) continue;
+        T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
+        store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);
+      }
+    } else {
+      const int padded = row % p.m * p.b + row / p.m;  // position-major j*m + k -> block-major k*b + j
+      float* aR = p.alpha_R + padded_row(p, head, padded, p.d);
+      #pragma unroll
+      for (int dt = 0; dt < D / kN; ++dt) {
+        const int c = dt * kN + 2 * t;
+        if (c < p.d) *reinterpret_cast<float2*>(aR + c) = make_float2(w.acc_k[dt][2 * h], w.acc_k[dt][2 * h + 1]);
+      }
+      if (t == 0) p.c_R[stat0 + padded] = w.run_sum[h];
+    }
+  }
+}
+
+}  // namespace monarch::cuda::detail::fused
