@@ -363,8 +363,14 @@ void MonarchSession::run(std::vector<Trace>* traces) {
     traces->assign(heads, Trace{});
     for (Trace& tr : *traces) tr.g = s.g, tr.tau = p.tau;
   }
-  const bool whole = s.steps.whole != nullptr && s.steps.whole_fits(p, T);  // level 4: one launch
-  const bool rounds = !whole && s.steps.rounds != nullptr;                   // level 5: one launch
+  // Level 4: one launch; a trace of T >= 2 rounds takes the per-step kernels, which stop after each.
+  const bool whole = s.steps.whole != nullptr && s.steps.whole_fits(p, T) && (T == 1 || traces == nullptr);
+  const bool rounds = !whole && s.steps.rounds != nullptr;  // level 5: one launch
+  if (whole && !traces) {
+    p.round = T;  // whole() runs rounds 1..T
+    s.steps.whole(p, false);
+    return;
+  }
   if (rounds && !traces) {
     p.round = T;
     s.steps.rounds(p, 1, T, false);  // every step of every round

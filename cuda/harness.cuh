@@ -62,8 +62,8 @@ struct LevelSteps {
   /// kernel (launch_r_stats_init) runs only for traces.
   bool round1_reads_q = false;
   /// Levels with a whole-call kernel (level 4): whole_fits(p, T) says whether it runs this problem;
-  /// whole(p, dump) then runs all T rounds in one launch instead of the steps above. With dump it
-  /// leaves the last round's intermediates where the steps would (for export_trace).
+  /// whole(p, dump) then runs all T = p.round rounds in one launch instead of the steps above. With
+  /// dump (traces, T = 1 only) it leaves the intermediates where the steps would (for export_trace).
   bool (*whole_fits)(const Problem&, int rounds) = nullptr;
   void (*whole)(const Problem&, bool dump) = nullptr;
   /// Levels that run several rounds in one launch (level 5), where whole does not fit: rounds

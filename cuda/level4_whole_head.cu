@@ -1,6 +1,6 @@
-// Level 4: one CTA holds a whole head, for T = 1 whenever q, k and v of a head fit in shared
-// memory (N' <= 256 at d = 64: 4096 sequences of 256 tokens, ViT-sized heads). One launch reads
-// Q, K, V once and writes O once; everything in between stays on the chip:
+// Level 4: one CTA holds a whole head, for any T, whenever q, k and v of a head fit in shared
+// memory (N' <= 256 at d = 64: 4096 sequences of 256 tokens, ViT-sized heads). For T = 1 one launch
+// reads Q, K, V once and writes O once; everything in between stays on the chip:
 //
 //   1. cp.async Q, K, V of the head into shared memory (rows in padded order, zero at pads).
 //   2. R-update, eq. (12): each warp takes 16 padded rows (k, j) at a time and runs the shared warp
@@ -18,7 +18,14 @@
 // (one CTA per resident slot, looping over heads), so each CTA reuses one slot of 2 N' d bytes;
 // all slots together are a few MB and stay in L2: the round trip costs L2 bandwidth, not HBM.
 //
-// T >= 2, or a head too large for shared memory, runs level 3's per-step kernels instead.
+// T >= 2 runs in the same launch, round after round: the L-update of a round that is not the last
+// forms only its normaliser lse_L; then 5. r_stats (eq. (11)) takes alpha_L as rows and the gathered
+// queries as columns and leaves the mean queries alpha_R / c_R in VY, the rows of the next
+// R-update. K comes back from global memory (L2: this CTA read it a moment ago) for every round
+// after the first, V only for the last one, into the array Q leaves free until the final L-update
+// reloads Q. A traced run with T >= 2 uses level 3's steps (the intermediates of every round).
+//
+// A head too large for shared memory runs level 3's per-step kernels instead.
 #include <cfloat>
 #include <cmath>
 
@@ -52,10 +59,10 @@ std::size_t shared_bytes(int Np) {
          static_cast<std::size_t>(tile_rows(Np)) * 2 * sizeof(Group);
 }
 
-/// The whole of T = 1 for heads blockIdx.x, blockIdx.x + gridDim.x, ...
-/// dump: scratch slot = the head's own rows of alpha_L_pm / Y_pm / c_L_pm (traces read them there)
-/// and lse_L is written; otherwise slot = blockIdx.x.
-template <class T, int D>
+/// The whole call (T = p.round rounds when kRounds, else T = 1) for heads blockIdx.x,
+/// blockIdx.x + gridDim.x, ... dump (T = 1 only): scratch slot = the head's own rows of alpha_L_pm /
+/// Y_pm / c_L_pm (traces read them there) and lse_L is written; otherwise slot = blockIdx.x.
+template <class T, int D, bool kRounds>
 __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem p, bool dump) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
   static_assert(D % kK == 0 && D <= 128, "D is whole k16 steps, at most 128 (validate_session)");
@@ -78,6 +85,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int heads = p.E * p.H, tiles = (p.Np + kM - 1) / kM;
   const float scale2 = p.tau * kLog2e;
+  const int rounds = kRounds ? p.round : 1;  // T (the harness sets p.round = T for a whole call)
   T* const aL_pm = static_cast<T*>(p.alpha_L_pm);
   T* const Y_pm = static_cast<T*>(p.Y_pm);
 
@@ -98,75 +106,142 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
     __syncthreads();  // the previous head's L-update is done with every shared array (and, for the
                       // first head, the geometry arrays above are written)
 
-    // ---- 1. Q, K, V in padded order (zero at pads and past N'): tokens [0, N) are rows [off, off + N).
-    load_rows_async<T, D, kThreads>(Qs, rows, p.d, static_cast<const T*>(p.Q) + static_cast<std::size_t>(head) * p.N * p.d,
-                                    p.off, p.off + p.N, threadIdx.x);
-    load_rows_async<T, D, kThreads>(KA, rows, p.d, static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d,
-                                    p.off, p.off + p.N, threadIdx.x);
-    load_rows_async<T, D, kThreads>(VY, rows, p.dv, static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv,
-                                    p.off, p.off + p.N, threadIdx.x);
-    cp_async_commit();
+    // Q, K, V of this head (tokens [0, N) are padded rows [off, off + N); zero at pads and past N').
+    const T* const Qg = static_cast<const T*>(p.Q) + static_cast<std::size_t>(head) * p.N * p.d;
+    const T* const Kg = static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d;
+    const T* const Vg = static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv;
     const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;
-    for (int c = threadIdx.x; c < cols; c += kThreads) bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
-    cp_async_wait<0>();
-    __syncthreads();  // Q, K, V and the column arrays are in shared memory for every warp
+    auto load_padded = [&](T* dst, const T* src, int width) {
+      load_rows_async<T, D, kThreads>(dst, rows, width, src, p.off, p.off + p.N, threadIdx.x);
+    };
+    // R-update column biases: 0 for a valid key, +inf otherwise (also past N').
+    auto set_bias_R = [&] {
+      for (int c = threadIdx.x; c < cols; c += kThreads) bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
+    };
 
-    // ---- 2. R-update, eq. (12) with L = I (eq. (14)): mean query = q; keys of block k.
-    for (int tile = warp; tile < tiles; tile += kWarps) {
-      const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
-      WarpRows<D> w;
-      for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.b : kNoRow;
-      bind_rows<D>(w, [&](int r) { return Qs + (r0 + r) * kLd; }, lane);
-      // The blocks of rows r0..r_last, in chunks starting at a multiple of kChunk (aligned column
-      // arrays; columns of other blocks in the first chunk are masked by their group).
-      for (int c0 = r0 / p.b * p.b / kChunk * kChunk; c0 < (r_last / p.b + 1) * p.b; c0 += kChunk)
-        warp_chunk<T, Step::RUpdate, D, kChunk, true>(
-            w, [&](int c) { return KA + clamp(c0 + c) * kLd; }, [&](int c) { return VY + clamp(c0 + c) * kLd; },
-            grp_b + c0, bias_R + c0, scale2, lane);
-      for (int h = 0; h < 2; ++h) {
-        const int row = r0 + g + 8 * h;
-        if (row >= p.Np) continue;
-        const int pm = pm_of[row];  // (k, j) -> j*m + k
-        const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];  // empty block: zeros
-        store_row<T, D>(aL_pm + (slot + pm) * p.d, w.acc_k, h, inv, p.d, lane);
-        store_row<T, D>(Y_pm + (slot + pm) * p.dv, w.acc_v, h, inv, p.dv, lane);
-        if (t == 0) {
-          const float c_L = entropy_term(w, h);  // eq. (10); +inf for a block with no valid key
-          bias_L[pm] = c_L * kLog2e;
-          if (dump) p.c_L_pm[head0 + pm] = c_L;
+    // ---- 1. Q and K, and V if the first round is the last (otherwise V waits for the last round).
+    load_padded(Qs, Qg, p.d);
+    load_padded(KA, Kg, p.d);
+    if (rounds == 1) load_padded(VY, Vg, p.dv);
+    cp_async_commit();
+    set_bias_R();
+    cp_async_wait<0>();
+    __syncthreads();  // Q, K (V) and the column arrays are in shared memory for every warp
+
+    for (int rt = 1; rt <= rounds; ++rt) {  // rt: the round t of spec §4
+      const bool last = rt == rounds;
+      // Rows of the R-update: q itself in round 1 (L = I, eq. (14)); after that the mean queries
+      // alpha_R / c_R, which the r_stats step below left in VY. Its values (last round only): V, in
+      // VY in round 1 and in Qs later (Q is read again for the L-update).
+      T* const r_rows = rt == 1 ? Qs : VY;
+      T* const r_vals = rt == 1 ? VY : Qs;
+      if (rt >= 2) {
+        load_padded(KA, Kg, p.d);  // KA held alpha_L of the previous round
+        if (last) load_padded(Qs, Vg, p.dv);
+        cp_async_commit();
+        set_bias_R();  // it held the r_stats biases
+        cp_async_wait<0>();
+        __syncthreads();  // K (and V) are in shared memory for every warp
+      }
+
+      // ---- 2. R-update, eq. (12): keys of block k; alpha_L, c_L, and Y in the last round.
+      for (int tile = warp; tile < tiles; tile += kWarps) {
+        const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
+        WarpRows<D> w;
+        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.b : kNoRow;
+        bind_rows<D>(w, [&](int r) { return r_rows + (r0 + r) * kLd; }, lane);
+        // The blocks of rows r0..r_last, in chunks starting at a multiple of kChunk (aligned column
+        // arrays; columns of other blocks in the first chunk are masked by their group).
+        for (int c0 = r0 / p.b * p.b / kChunk * kChunk; c0 < (r_last / p.b + 1) * p.b; c0 += kChunk) {
+          auto keys = [&](int c) { return KA + clamp(c0 + c) * kLd; };
+          auto vals = [&](int c) { return r_vals + clamp(c0 + c) * kLd; };
+          if (last) warp_chunk<T, Step::RUpdate, D, kChunk, true>(w, keys, vals, grp_b + c0, bias_R + c0, scale2, lane);
+          else warp_chunk<T, Step::RUpdate, D, kChunk, false>(w, keys, vals, grp_b + c0, bias_R + c0, scale2, lane);
+        }
+        for (int h = 0; h < 2; ++h) {
+          const int row = r0 + g + 8 * h;
+          if (row >= p.Np) continue;
+          const int pm = pm_of[row];  // (k, j) -> j*m + k
+          const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];  // empty block: zeros
+          store_row<T, D>(aL_pm + (slot + pm) * p.d, w.acc_k, h, inv, p.d, lane);
+          if (last) store_row<T, D>(Y_pm + (slot + pm) * p.dv, w.acc_v, h, inv, p.dv, lane);
+          if (t == 0) {
+            const float c_L = entropy_term(w, h);  // eq. (10); +inf for a block with no valid key
+            bias_L[pm] = c_L * kLog2e;
+            if (dump) p.c_L_pm[head0 + pm] = c_L;
+          }
         }
       }
-    }
-    for (int c = p.Np + threadIdx.x; c < cols; c += kThreads) bias_L[c] = INFINITY;  // past N': no column
-    __syncthreads();  // every warp's alpha_L, Y (global slot) and bias_L are written; K and V are dead
+      for (int c = p.Np + threadIdx.x; c < cols; c += kThreads) bias_L[c] = INFINITY;  // past N': no column
+      __syncthreads();  // every warp's alpha_L, Y (global slot) and bias_L are written; K, V are dead
 
-    // ---- 3. alpha_L and Y back from the slot (L2), position-major, into the arrays of K and V.
-    load_rows_async<T, D, kThreads>(KA, rows, p.d, aL_pm + slot * p.d, 0, p.Np, threadIdx.x);
-    load_rows_async<T, D, kThreads>(VY, rows, p.dv, Y_pm + slot * p.dv, 0, p.Np, threadIdx.x);
-    cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();  // alpha_L and Y are in shared memory for every warp
+      // ---- 3. alpha_L (and Y) back from the slot (L2), position-major, into KA (and VY); Q again
+      // if the R-update's values took its place.
+      load_rows_async<T, D, kThreads>(KA, rows, p.d, aL_pm + slot * p.d, 0, p.Np, threadIdx.x);
+      if (last) load_rows_async<T, D, kThreads>(VY, rows, p.dv, Y_pm + slot * p.dv, 0, p.Np, threadIdx.x);
+      if (last && rt >= 2) load_padded(Qs, Qg, p.d);
+      cp_async_commit();
+      cp_async_wait<0>();
+      __syncthreads();  // alpha_L (and Y, Q) are in shared memory for every warp
 
-    // ---- 4. L-update and output, eqs. (13), (4): rows (l, j) position-major, columns alpha_L[k, j].
-    for (int tile = warp; tile < tiles; tile += kWarps) {
-      const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
-      WarpRows<D> w;
-      for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
-      // q_(l,j) for position-major row j*m + l: padded row l*b + j (past N': a zero row).
-      bind_rows<D>(w, [&](int r) { return Qs + padded_of[r0 + r] * kLd; }, lane);
-      for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
-        warp_chunk<T, Step::LUpdate, D, kChunk, true>(
-            w, [&](int c) { return KA + clamp(c0 + c) * kLd; }, [&](int c) { return VY + clamp(c0 + c) * kLd; },
-            grp_m + c0, bias_L + c0, scale2, lane);
-      for (int h = 0; h < 2; ++h) {
-        const int row = r0 + g + 8 * h;
-        if (row >= p.Np) continue;
-        if (dump && t == 0) p.lse_L[head0 + row] = log_normaliser(w, h);
-        const int n = padded_of[row] - p.off;  // eq. (1): pads are dropped
-        if (n < 0 || n >= p.N) continue;
-        T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
-        store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // some block is valid: Z > 0
+      // ---- 4. L-update, eq. (13): rows (l, j) position-major, columns alpha_L[k, j]. The last round
+      // forms the output o = L Y (eq. (4)); the others only the normaliser lse_L, which becomes the
+      // r_stats column bias in bias_R (the R-update of this round no longer needs it).
+      for (int tile = warp; tile < tiles; tile += kWarps) {
+        const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
+        WarpRows<D> w;
+        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
+        // q_(l,j) for position-major row j*m + l: padded row l*b + j (past N': a zero row).
+        bind_rows<D>(w, [&](int r) { return Qs + padded_of[r0 + r] * kLd; }, lane);
+        for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk) {
+          auto keys = [&](int c) { return KA + clamp(c0 + c) * kLd; };
+          auto vals = [&](int c) { return VY + clamp(c0 + c) * kLd; };
+          if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, vals, grp_m + c0, bias_L + c0, scale2, lane);
+          else warp_chunk<T, Step::LUpdate, D, kChunk, false>(w, keys, vals, grp_m + c0, bias_L + c0, scale2, lane);
+        }
+        for (int h = 0; h < 2; ++h) {
+          const int row = r0 + g + 8 * h;
+          if (row >= p.Np) continue;
+          if (!last) {  // eq. (11)'s column bias: lse_L log2(e) for a valid query, +inf otherwise
+            if (t == 0) bias_R[row] = valid_e[padded_of[row]] ? log_normaliser(w, h) * kLog2e : INFINITY;
+            continue;
+          }
+          if (dump && t == 0) p.lse_L[head0 + row] = log_normaliser(w, h);
+          const int n = padded_of[row] - p.off;  // eq. (1): pads are dropped
+          if (n < 0 || n >= p.N) continue;
+          T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
+          store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // some block is valid: Z > 0
+        }
       }
+      if (last) break;
+      __syncthreads();  // the r_stats biases are in bias_R for every warp
+
+      // ---- 5. r_stats of the next round, eq. (11): rows alpha_L[k, j] (KA, position-major), columns
+      // q_(l,j) of position j (gathered from Qs), weights L_j[k, l] valid(l, j) = 2^(z - c_L log2 e)
+      // with the column's lse_L in its bias. The mean query alpha_R / max(c_R, tiny) goes to row
+      // (k, j) of VY, in the input dtype, as level 3's R-update rounds it.
+      for (int tile = warp; tile < tiles; tile += kWarps) {
+        const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
+        WarpRows<D> w;
+        for (int h = 0; h < 2; ++h) {
+          const int row = r0 + g + 8 * h;
+          w.row_group[h] = row < p.Np ? row / p.m : kNoRow;
+          w.row_bias[h] = row < p.Np ? bias_L[row] : INFINITY;  // c_L[k, j] log2(e)
+        }
+        bind_rows<D>(w, [&](int r) { return KA + (r0 + r) * kLd; }, lane);
+        for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
+          warp_chunk<T, Step::RStats, D, kChunk, false>(
+              w, [&](int c) { return Qs + padded_of[clamp(c0 + c)] * kLd; }, [&](int c) { return Qs; }, grp_m + c0,
+              bias_R + c0, scale2, lane);
+        finish_row_sums(w);
+        for (int h = 0; h < 2; ++h) {
+          const int row = r0 + g + 8 * h;
+          if (row >= p.Np) continue;
+          const float inv = 1.0f / fmaxf(w.run_sum[h], FLT_MIN);  // c_R = 0: alpha_R = 0, a uniform R row
+          store_row<T, D>(VY + padded_of[row] * kLd, w.acc_k, h, inv, p.d, lane);
+        }
+      }
+      __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }
   }
 }
@@ -181,9 +256,9 @@ int max_optin_shared() {
   return bytes;
 }
 
-template <class T, int D>
+template <class T, int D, bool kRounds>
 void launch(const Problem& p, bool dump) {
-  auto kernel = whole_head_kernel<T, D>;
+  auto kernel = whole_head_kernel<T, D, kRounds>;
   const std::size_t bytes = shared_bytes<T, D>(p.Np);
   static const bool raised = [&] {  // once per instantiation: allow the device's whole opt-in limit
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_optin_shared()));
@@ -202,8 +277,7 @@ void launch(const Problem& p, bool dump) {
   CUDA_CHECK_LAUNCH("level4 whole_head_kernel");
 }
 
-bool fits(const Problem& p, int rounds) {
-  if (rounds != 1) return false;
+bool fits(const Problem& p, int /*rounds: any T runs in the one launch*/) {
   std::size_t bytes = 0;
   dispatch_dtype(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -225,9 +299,9 @@ void whole(const Problem& p, bool dump) {
       throw InputError("CUDA level 4 runs fp16 and bf16 only");  // validate_session refuses it first
     } else {
       switch (fused_dim(p.d, p.dv)) {
-        case 32: launch<T, 32>(p, dump); break;
-        case 64: launch<T, 64>(p, dump); break;
-        default: launch<T, 128>(p, dump); break;
+        case 32: p.round > 1 ? launch<T, 32, true>(p, dump) : launch<T, 32, false>(p, dump); break;
+        case 64: p.round > 1 ? launch<T, 64, true>(p, dump) : launch<T, 64, false>(p, dump); break;
+        default: p.round > 1 ? launch<T, 128, true>(p, dump) : launch<T, 128, false>(p, dump); break;
       }
     }
   });

@@ -28,7 +28,7 @@
 // The tile reads every intermediate through L2 (__ldcg, cp.async.cg), so no SM can see a stale L1 line
 // of a value another SM rewrote in an earlier round of this launch.
 //
-// Level 4's whole-head kernel still runs T = 1 on heads that fit one CTA (level5_steps below).
+// Heads that fit one CTA still run level 4's whole-head kernel, for any T (level5_steps below).
 #include <algorithm>
 #include <string>
 #include <type_traits>
@@ -242,7 +242,7 @@ std::size_t level5_sync_words(int heads, int rounds) {
 }
 
 LevelSteps level5_steps() {
-  LevelSteps s = level4_steps();  // T = 1 on heads that fit one CTA: the whole-head kernel
+  LevelSteps s = level4_steps();  // heads that fit one CTA: the whole-head kernel
   s.rounds = &rounds;
   return s;
 }

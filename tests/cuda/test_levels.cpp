@@ -42,7 +42,8 @@ const std::vector<Case> kCases = {
     // More work items than level 5 has resident CTAs (5 steps x 8 heads x 64 tiles = 2560), so each
     // CTA runs tiles of several steps and heads, waiting on other heads' counters.
     {"N = 4096, E x H = 2 x 4, b = 64, T = 2", 2, 4, 4096, 64, 64, 64, 2, Pad::Post, MaskKind::Random, false},
-    // T = 1 on heads small enough for level 4's one-CTA-per-head kernel (T >= 2 runs level 3 there).
+    // T = 1 on heads small enough for level 4's one-CTA-per-head kernel. (Its T >= 2 path runs in the
+    // untraced runs of the small cases above: a trace of T >= 2 rounds takes level 3's steps.)
     {"T = 1: N = 7, b = 3 pre, random mask", 1, 2, 7, 32, 32, 3, 1, Pad::Pre, MaskKind::Random, true},
     {"T = 1: N = 64, E x H = 2 x 3, random mask, d_v = 48", 2, 3, 64, 64, 48, 8, 1, Pad::Post, MaskKind::Random,
      true},
@@ -157,10 +158,11 @@ TEST_CASE("level 5 gives bit-identical output to level 3, whose tiles it runs in
     const char* what;
     int E, H, N, b, T;
   };
-  // Shapes where level 5 does not hand T = 1 to level 4's whole-head kernel (N' > 256 or T >= 2).
+  // Shapes whose heads do not fit level 4's whole-head kernel (N' > ~500 at d = 64), which level 5
+  // would hand them to.
   const Run runs[] = {{"T = 1, N = 4096, E x H = 2 x 6", 2, 6, 4096, 64, 1},
                       {"T = 2, N = 1000, E x H = 3 x 4, b = 32", 3, 4, 1000, 32, 2},
-                      {"T = 3, N = 256, E x H = 8 x 8, b = 16 (more items than CTAs)", 8, 8, 256, 16, 3},
+                      {"T = 3, N = 1000, E x H = 4 x 8, b = 32 (more items than CTAs)", 4, 8, 1000, 32, 3},
                       // 96 heads x 31 tiles x 5 steps: each CTA runs ~28 tiles of many heads and steps.
                       {"T = 2, N = 1950, E x H = 8 x 12, b = 45 (28 tiles per CTA)", 8, 12, 1950, 45, 2}};
   std::mt19937_64 rng(fresh_seed());

@@ -35,7 +35,7 @@ enum class Level : int {
   Scalar = 1,      ///< cuda/level1_scalar.cu: one kernel per spec step, one thread per row, fp32 FMAs
   TensorCore = 2,  ///< cuda/level2_tensor_core.cu: per-step tiled kernels, WMMA tensor cores
   Fused = 3,       ///< cuda/level3_fused.cu: register-resident mma.sync, cp.async, fp16/bf16 only
-  WholeHead = 4,   ///< cuda/level4_whole_head.cu: T = 1 in one launch, a head per CTA where it fits; else level 3
+  WholeHead = 4,   ///< cuda/level4_whole_head.cu: any T in one launch, a head per CTA where it fits; else level 3
   OneLaunch = 5,   ///< cuda/level5_one_launch.cu: any N and T in one persistent launch (level 4 where it fits)
 };
 
