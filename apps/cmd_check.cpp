@@ -60,6 +60,7 @@ void run_check(const CheckArgs& a) {
       levels.push_back(cuda::Level::Fused);
       levels.push_back(cuda::Level::WholeHead);
       levels.push_back(cuda::Level::OneLaunch);
+      levels.push_back(cuda::Level::PipelinedHeads);
     }
   } else
     levels = {cuda::parse_level(a.level)};
@@ -104,8 +105,9 @@ void run_check(const CheckArgs& a) {
                 level == cuda::Level::Scalar       ? "scalar"
                 : level == cuda::Level::TensorCore ? "tensor cores"
                 : level == cuda::Level::Fused      ? "fused steps, mma.sync"
-                : level == cuda::Level::WholeHead  ? "whole head per CTA at T = 1"
-                                                   : "one launch per call",
+                : level == cuda::Level::WholeHead  ? "whole head per CTA"
+                : level == cuda::Level::OneLaunch  ? "one launch per call"
+                                                   : "pipelined whole heads at T = 1",
                 a.E * a.H);
     cuda::MonarchSession s(a.E, a.H, a.N, a.d, dv, opt, {level, dtype});
     s.upload(Q, K, V, &mask);

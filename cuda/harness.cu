@@ -159,9 +159,10 @@ Level parse_level(int level) {
   if (level == 3) return Level::Fused;
   if (level == 4) return Level::WholeHead;
   if (level == 5) return Level::OneLaunch;
+  if (level == 6) return Level::PipelinedHeads;
   throw InputError("unknown CUDA level " + std::to_string(level) +
                    ": levels 1 (scalar), 2 (tensor cores), 3 (fused, fp16/bf16), 4 (whole head per CTA, "
-                   "fp16/bf16) and 5 (one launch, fp16/bf16) exist");
+                   "fp16/bf16), 5 (one launch, fp16/bf16) and 6 (pipelined heads, fp16/bf16) exist");
 }
 
 double tolerance(DType t) { return t == DType::F32 ? 1e-5 : 1e-2; }
@@ -224,9 +225,10 @@ struct MonarchSession::Impl {
   DeviceBuffer sync;                      // level 5 only
 };
 
-/// Levels 3 to 5: mma.sync tiles, fp16/bf16, intermediates position-major in the input dtype.
+/// Levels 3 to 6: mma.sync tiles, fp16/bf16, intermediates position-major in the input dtype.
 static bool is_fused(Level level) {
-  return level == Level::Fused || level == Level::WholeHead || level == Level::OneLaunch;
+  return level == Level::Fused || level == Level::WholeHead || level == Level::OneLaunch ||
+         level == Level::PipelinedHeads;
 }
 
 void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Config cfg) {
@@ -267,7 +269,8 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
             : cfg.level == Level::TensorCore ? detail::level2_steps()
             : cfg.level == Level::Fused      ? detail::level3_steps()
             : cfg.level == Level::WholeHead  ? detail::level4_steps()
-                                             : detail::level5_steps();
+            : cfg.level == Level::OneLaunch  ? detail::level5_steps()
+                                             : detail::level6_steps();
   const bool fused = is_fused(cfg.level);
 
   const std::size_t heads = static_cast<std::size_t>(E) * H, es = detail::dtype_size(cfg.dtype);

@@ -77,6 +77,7 @@ LevelSteps level2_steps();  // level2_tensor_core.cu
 LevelSteps level3_steps();  // level3_fused.cu
 LevelSteps level4_steps();  // level4_whole_head.cu
 LevelSteps level5_steps();  // level5_one_launch.cu
+LevelSteps level6_steps();  // level6_pipelined_heads.cu
 /// 32-bit words of Problem::sync that level 5 needs for `heads` heads and T = rounds.
 std::size_t level5_sync_words(int heads, int rounds);
 

@@ -31,32 +31,24 @@
 
 #include "fused_warp.cuh"
 #include "harness.cuh"
+#include "whole_head.cuh"
 
 namespace monarch::cuda::detail {
 namespace {
 
 using namespace fused;
+using namespace whole_head;
 
 constexpr int kWarps = 8;              // warps per CTA
 constexpr int kThreads = 32 * kWarps;  // threads per CTA
 constexpr int kMinCtas = 2;            // __launch_bounds__: two CTAs per SM (<= 128 registers)
-constexpr int kChunk = 16;             // columns per warp step: b = 16 blocks are one step
-using Group = std::int16_t;            // a column's block or position (< N' <= a few hundred here)
-
-/// Rows of the Q, K, V tiles: N' rounded up to whole 16-row tiles (zero past N').
-__host__ __device__ inline int tile_rows(int Np) { return (Np + kM - 1) / kM * kM; }
-/// Entries of the per-column arrays: one chunk more, since a chunk may start at any column < N'.
-__host__ __device__ inline int column_slots(int Np) { return tile_rows(Np) + kChunk; }
 
 /// Shared bytes for one head: Q, K (later alpha_L), V (later Y) as (rows, D + kSkew) tiles of T,
-/// then per column its R-update and L-update biases and its group under b and under m, then per
-/// row the position-major index of a padded row and back. At N' = 256, d = 64 this is 112 KB: two
-/// CTAs share an SM's 228 KB (the 16-bit index arrays are what make the second one fit).
+/// then the geometry arrays (whole_head.cuh). At N' = 256, d = 64 this is 112 KB: two CTAs share an
+/// SM's 228 KB.
 template <class T, int D>
 std::size_t shared_bytes(int Np) {
-  return 3 * static_cast<std::size_t>(tile_rows(Np)) * (D + kSkew) * sizeof(T) +
-         static_cast<std::size_t>(column_slots(Np)) * (2 * sizeof(Group) + 2 * sizeof(float)) +
-         static_cast<std::size_t>(tile_rows(Np)) * 2 * sizeof(Group);
+  return 3 * static_cast<std::size_t>(tile_rows(Np)) * (D + kSkew) * sizeof(T) + geometry_bytes(Np);
 }
 
 /// The whole call (T = p.round rounds when kRounds, else T = 1) for heads blockIdx.x,
@@ -69,16 +61,15 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
   static_assert(kThreads == 32 * kWarps && kChunk % kK == 0, "whole warps, whole k16 steps");
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int kLd = D + kSkew;
-  const int rows = tile_rows(p.Np), cols = column_slots(p.Np);
+  const int rows = tile_rows(p.Np);
   T* Qs = reinterpret_cast<T*>(smem);  // (rows, D) padded order
   T* KA = Qs + rows * kLd;             // (rows, D) K, padded order; then alpha_L, position-major
   T* VY = KA + rows * kLd;             // (rows, D) V, padded order; then Y, position-major
-  float* bias_R = reinterpret_cast<float*>(VY + rows * kLd);  // (cols) 0, or +inf for an invalid key
-  float* bias_L = bias_R + cols;                               // (cols) c_L log2(e), position-major
-  Group* grp_b = reinterpret_cast<Group*>(bias_L + cols);      // (cols) column c's block c / b
-  Group* grp_m = grp_b + cols;                                 // (cols) position-major c's position c / m
-  Group* pm_of = grp_m + cols;       // (rows) padded row k*b + j -> position-major row j*m + k
-  Group* padded_of = pm_of + rows;   // (rows) position-major row j*m + l -> padded row l*b + j
+  const Arrays geo = carve(reinterpret_cast<unsigned char*>(VY + rows * kLd), p.Np);
+  float* const bias_R = geo.bias_R;
+  float* const bias_L = geo.bias_L;
+  const Group *const grp_b = geo.grp_b, *const grp_m = geo.grp_m;
+  const Group *const pm_of = geo.pm_of, *const padded_of = geo.padded_of;
   // A chunk's columns past the tiles read the last row instead: finite, and masked by its group.
   auto clamp = [&](int c) { return c < rows ? c : rows - 1; };
 
@@ -89,16 +80,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
   T* const aL_pm = static_cast<T*>(p.alpha_L_pm);
   T* const Y_pm = static_cast<T*>(p.Y_pm);
 
-  // The geometry is the same for every head: each column's groups, and the two row orders.
-  for (int c = threadIdx.x; c < cols; c += kThreads) {
-    const bool in = c < p.Np;
-    grp_b[c] = static_cast<Group>(in ? c / p.b : kNoGroup);
-    grp_m[c] = static_cast<Group>(in ? c / p.m : kNoGroup);
-    if (c < rows) {
-      pm_of[c] = static_cast<Group>(in ? c % p.b * p.m + c / p.b : c);  // past N': itself, a zero row
-      padded_of[c] = static_cast<Group>(in ? c % p.m * p.b + c / p.m : c);
-    }
-  }
+  init_geometry(geo, p, threadIdx.x, kThreads);  // the same for every head
 
   for (int head = blockIdx.x; head < heads; head += gridDim.x) {
     const std::size_t head0 = static_cast<std::size_t>(head) * p.Np;
@@ -114,17 +96,12 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
     auto load_padded = [&](T* dst, const T* src, int width) {
       load_rows_async<T, D, kThreads>(dst, rows, width, src, p.off, p.off + p.N, threadIdx.x);
     };
-    // R-update column biases: 0 for a valid key, +inf otherwise (also past N').
-    auto set_bias_R = [&] {
-      for (int c = threadIdx.x; c < cols; c += kThreads) bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
-    };
-
     // ---- 1. Q and K, and V if the first round is the last (otherwise V waits for the last round).
     load_padded(Qs, Qg, p.d);
     load_padded(KA, Kg, p.d);
     if (rounds == 1) load_padded(VY, Vg, p.dv);
     cp_async_commit();
-    set_bias_R();
+    set_bias_R(geo, p, valid_e, threadIdx.x, kThreads);
     cp_async_wait<0>();
     __syncthreads();  // Q, K (V) and the column arrays are in shared memory for every warp
 
@@ -139,7 +116,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
         load_padded(KA, Kg, p.d);  // KA held alpha_L of the previous round
         if (last) load_padded(Qs, Vg, p.dv);
         cp_async_commit();
-        set_bias_R();  // it held the r_stats biases
+        set_bias_R(geo, p, valid_e, threadIdx.x, kThreads);  // it held the r_stats biases
         cp_async_wait<0>();
         __syncthreads();  // K (and V) are in shared memory for every warp
       }
@@ -172,7 +149,6 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
           }
         }
       }
-      for (int c = p.Np + threadIdx.x; c < cols; c += kThreads) bias_L[c] = INFINITY;  // past N': no column
       __syncthreads();  // every warp's alpha_L, Y (global slot) and bias_L are written; K, V are dead
 
       // ---- 3. alpha_L (and Y) back from the slot (L2), position-major, into KA (and VY); Q again
@@ -244,16 +220,6 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }
   }
-}
-
-int max_optin_shared() {
-  static const int bytes = [] {
-    int dev = 0, v = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    return v;
-  }();
-  return bytes;
 }
 
 template <class T, int D, bool kRounds>

@@ -202,7 +202,7 @@ std::vector<mc::Level> bench_levels() {
   const std::string list = env ? env : "2,3,4,5";
   std::vector<mc::Level> levels;
   for (char ch : list)
-    if (ch >= '1' && ch <= '5') levels.push_back(mc::parse_level(ch - '0'));
+    if (ch >= '1' && ch <= '6') levels.push_back(mc::parse_level(ch - '0'));
   return levels;
 }
 

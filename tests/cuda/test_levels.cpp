@@ -1,4 +1,4 @@
-// Every level of the CUDA path (levels 3 to 5: fp16 and bf16 only), for every dtype, against the reference in double: every
+// Every level of the CUDA path (levels 3 to 6: fp16 and bf16 only), for every dtype, against the reference in double: every
 // intermediate of every round (alpha_R, c_R, alpha_L, c_L, Y, O) and the output, on fresh random
 // inputs, with the device buffers poisoned (NaN) before each run.
 #include <cmath>
@@ -22,7 +22,7 @@ struct Case {
   bool quick;  // small enough for compute-sanitizer
 };
 
-// N = 1, 7, 64, 197, 256, 1000, 4096; b = 1, b = N, b not dividing N; pre/post padding; masks with
+// N = 1, 7, 60, 64, 197, 256, 1000, 4096; b = 1, b = N, b not dividing N; pre/post padding; masks with
 // an empty key block; T = 1, 2, 3; d = 32, 64, 128 and d_v != d; E x H > 1.
 const std::vector<Case> kCases = {
     {"N = 1 (b = 1 = N)", 1, 1, 1, 32, 32, 1, 1, Pad::Post, MaskKind::None, true},
@@ -54,6 +54,10 @@ const std::vector<Case> kCases = {
     {"T = 1: N = 200, b = N (exact softmax), d = 128", 1, 2, 200, 128, 128, 200, 1, Pad::Post, MaskKind::None,
      false},
     {"T = 1: N = 256, b = 1 (m = N)", 1, 1, 256, 32, 32, 1, 1, Pad::Post, MaskKind::Random, false},
+    // Level 6's pipelined heads: more heads than resident CTAs (one per SM), so every CTA loads its
+    // next head while it works on one; b = 8 divides its 16-row tiles, pre-padding, an empty block.
+    {"T = 1: N = 60, b = 8 pre, E x H = 25 x 12 (several heads per CTA)", 25, 12, 60, 64, 64, 8, 1, Pad::Pre,
+     MaskKind::EmptyBlock, true},
 };
 
 std::string describe(const ArrayError& e) {
@@ -87,10 +91,11 @@ void check_dtype(DType dtype) {
         monarch_attention(to_double(Q), to_double(K), to_double(V), &mask, opt, &ref_traces);
 
     std::vector<Level> levels = {Level::Scalar, Level::TensorCore};
-    if (dtype != DType::F32) {  // levels 3 to 5: tensor cores only
+    if (dtype != DType::F32) {  // levels 3 to 6: tensor cores only
       levels.push_back(Level::Fused);
       levels.push_back(Level::WholeHead);
       levels.push_back(Level::OneLaunch);
+      levels.push_back(Level::PipelinedHeads);
     }
     for (Level level : levels) {
       INFO("level " << static_cast<int>(level));
@@ -122,12 +127,12 @@ TEST_CASE("fp32: levels 1 and 2 match the double reference in every intermediate
   check_dtype(DType::F32);
 }
 
-TEST_CASE("fp16: levels 1 to 5 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("fp16: levels 1 to 6 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::F16);
 }
 
-TEST_CASE("bf16: levels 1 to 5 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("bf16: levels 1 to 6 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::BF16);
 }
@@ -186,6 +191,53 @@ TEST_CASE("level 5 gives bit-identical output to level 3, whose tiles it runs in
         s.poison();
         s.run();
         s.run();  // twice: the second launch must find its counters reset, not left at the first's totals
+        out[i++] = s.output().data;
+      }
+      REQUIRE(out[0].size() == out[1].size());
+      std::size_t differ = 0, nan = 0;
+      for (std::size_t k = 0; k < out[0].size(); ++k) {
+        differ += std::memcmp(&out[0][k], &out[1][k], sizeof(float)) != 0;
+        nan += std::isnan(out[1][k]);
+      }
+      CHECK(nan == 0);
+      CHECK_MESSAGE(differ == 0, differ << " of " << out[0].size() << " outputs differ");
+    }
+  }
+}
+
+TEST_CASE("level 6 gives bit-identical output to level 4, whose arithmetic it keeps with alpha_L and Y in place") {
+  // Level 6 computes every tile as level 4 does, in the same column order, and rounds alpha_L and Y
+  // to the dtype as level 4's scratch slot does; only where they live and when the next head's
+  // inputs arrive differ. A bit that differs means a warp read a head's Q, K, V before its copy
+  // landed, or alpha_L / Y before (or after) another warp wrote them.
+  MONARCH_REQUIRE_GPU_OR_SKIP();
+  struct Run {
+    const char* what;
+    int E, H, N, d, b;
+    Pad pad;
+  };
+  const Run runs[] = {{"N = 256, b = 16, E x H = 64 x 12 (768 heads, ~6 per CTA)", 64, 12, 256, 64, 16, Pad::Post},
+                      {"N = 120, b = 8 pre, d = 32, E x H = 40 x 12", 40, 12, 120, 32, 8, Pad::Pre},
+                      {"N = 100, b = 4, d = 128, E x H = 20 x 16", 20, 16, 100, 128, 4, Pad::Post}};
+  std::mt19937_64 rng(fresh_seed());
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    for (const Run& r : runs) {
+      INFO(r.what << ", " << to_string(dtype));
+      Options opt;
+      opt.block = r.b;
+      opt.pad = r.pad;
+      const Geometry g = Geometry::make(r.N, r.b, opt.pad);
+      const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
+      const Tensor4<float> K = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
+      const Tensor4<float> V = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
+      const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
+      std::vector<float> out[2];
+      int i = 0;
+      for (Level level : {Level::WholeHead, Level::PipelinedHeads}) {
+        MonarchSession s(r.E, r.H, r.N, r.d, r.d, opt, Config{level, dtype});
+        s.upload(Q, K, V, &mask);
+        s.poison();
+        s.run();
         out[i++] = s.output().data;
       }
       REQUIRE(out[0].size() == out[1].size());

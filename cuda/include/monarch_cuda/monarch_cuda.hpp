@@ -37,12 +37,13 @@ enum class Level : int {
   Fused = 3,       ///< cuda/level3_fused.cu: register-resident mma.sync, cp.async, fp16/bf16 only
   WholeHead = 4,   ///< cuda/level4_whole_head.cu: any T in one launch, a head per CTA where it fits; else level 3
   OneLaunch = 5,   ///< cuda/level5_one_launch.cu: any N and T in one persistent launch (level 4 where it fits)
+  PipelinedHeads = 6,  ///< cuda/level6_pipelined_heads.cu: level 4 at T = 1, b | 16, the next head loading while one runs
 };
 
 const char* to_string(DType t);
 /// "fp32", "fp16" or "bf16"; anything else throws InputError.
 DType parse_dtype(const std::string& s);
-/// 1 to 5; anything else throws InputError naming the levels that exist.
+/// 1 to 6; anything else throws InputError naming the levels that exist.
 Level parse_level(int level);
 /// The relative-error tolerance of a dtype against the double reference: 1e-5 fp32, 1e-2 fp16/bf16.
 double tolerance(DType t);
