@@ -159,10 +159,10 @@ Level parse_level(int level) {
   if (level == 3) return Level::Fused;
   if (level == 4) return Level::WholeHead;
   if (level == 5) return Level::OneLaunch;
-  if (level == 6) return Level::PipelinedHeads;
+  if (level == 6) return Level::InPlace;
   throw InputError("unknown CUDA level " + std::to_string(level) +
                    ": levels 1 (scalar), 2 (tensor cores), 3 (fused, fp16/bf16), 4 (whole head per CTA, "
-                   "fp16/bf16), 5 (one launch, fp16/bf16) and 6 (pipelined heads, fp16/bf16) exist");
+                   "fp16/bf16), 5 (one launch, fp16/bf16) and 6 (intermediates in place, fp16/bf16) exist");
 }
 
 double tolerance(DType t) { return t == DType::F32 ? 1e-5 : 1e-2; }
@@ -221,14 +221,14 @@ struct MonarchSession::Impl {
   detail::Problem p;
   detail::LevelSteps steps{};
   DeviceBuffer Q, K, V, valid, alpha_R, c_R, alpha_L, c_L, lse_L, Y, O;
-  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // levels 3 to 5 only (harness.cuh, Problem)
+  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // levels 3 to 6 only (harness.cuh, Problem)
   DeviceBuffer sync;                      // level 5 only
 };
 
 /// Levels 3 to 6: mma.sync tiles, fp16/bf16, intermediates position-major in the input dtype.
 static bool is_fused(Level level) {
   return level == Level::Fused || level == Level::WholeHead || level == Level::OneLaunch ||
-         level == Level::PipelinedHeads;
+         level == Level::InPlace;
 }
 
 void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Config cfg) {
@@ -246,7 +246,7 @@ void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Co
     const std::string name = "CUDA level " + std::to_string(static_cast<int>(cfg.level));
     if (cfg.dtype == DType::F32)
       throw InputError(name + " runs on tensor cores in fp16 or bf16 only; use level 2 for fp32");
-    constexpr int kRowAlign = 8;  // levels 3 to 5 copy rows in 16-byte pieces of 8 halves
+    constexpr int kRowAlign = 8;  // levels 3 to 6 copy rows in 16-byte pieces of 8 halves
     if (d % kRowAlign != 0 || dv % kRowAlign != 0)
       throw InputError(name + " needs d and d_v to be multiples of 8, got d = " + std::to_string(d) +
                        ", d_v = " + std::to_string(dv) + "; use level 2");

@@ -61,7 +61,7 @@ struct LevelSteps {
   /// True when r_update reads q itself in round 1 (p.round == 1), so the round-1 statistics
   /// kernel (launch_r_stats_init) runs only for traces.
   bool round1_reads_q = false;
-  /// Levels with a whole-call kernel (level 4): whole_fits(p, T) says whether it runs this problem;
+  /// Levels with a whole-call kernel (levels 4 and 6): whole_fits(p, T) says whether it runs this problem;
   /// whole(p, dump) then runs all T = p.round rounds in one launch instead of the steps above. With
   /// dump (traces, T = 1 only) it leaves the intermediates where the steps would (for export_trace).
   bool (*whole_fits)(const Problem&, int rounds) = nullptr;
@@ -77,7 +77,7 @@ LevelSteps level2_steps();  // level2_tensor_core.cu
 LevelSteps level3_steps();  // level3_fused.cu
 LevelSteps level4_steps();  // level4_whole_head.cu
 LevelSteps level5_steps();  // level5_one_launch.cu
-LevelSteps level6_steps();  // level6_pipelined_heads.cu
+LevelSteps level6_steps();  // level6_in_place.cu
 /// 32-bit words of Problem::sync that level 5 needs for `heads` heads and T = rounds.
 std::size_t level5_sync_words(int heads, int rounds);
 

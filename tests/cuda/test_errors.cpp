@@ -32,9 +32,9 @@ TEST_CASE("levels 3 to 5 refuse fp32 and rows that are not whole 16-byte pieces,
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 136, 64, opt, Config{Level::Fused, DType::F16}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::WholeHead, DType::F32}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::OneLaunch, DType::F32}), InputError);
-  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::PipelinedHeads, DType::F32}), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::InPlace, DType::F32}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 12, opt, Config{Level::OneLaunch, DType::F16}), InputError);
-  CHECK_THROWS_WITH_AS(parse_level(7), doctest::Contains("6 (pipelined heads"), InputError);
+  CHECK_THROWS_WITH_AS(parse_level(7), doctest::Contains("6 (intermediates in place"), InputError);
   CHECK_THROWS_AS(parse_level(0), InputError);
 }
 

@@ -54,8 +54,8 @@ const std::vector<Case> kCases = {
     {"T = 1: N = 200, b = N (exact softmax), d = 128", 1, 2, 200, 128, 128, 200, 1, Pad::Post, MaskKind::None,
      false},
     {"T = 1: N = 256, b = 1 (m = N)", 1, 1, 256, 32, 32, 1, 1, Pad::Post, MaskKind::Random, false},
-    // Level 6's pipelined heads: more heads than resident CTAs (one per SM), so every CTA loads its
-    // next head while it works on one; b = 8 divides its 16-row tiles, pre-padding, an empty block.
+    // Level 6 (alpha_L, Y in place): more heads than resident CTAs, so every CTA runs several heads
+    // in its shared memory; b = 8 divides its 16-row tiles, pre-padding, an empty block.
     {"T = 1: N = 60, b = 8 pre, E x H = 25 x 12 (several heads per CTA)", 25, 12, 60, 64, 64, 8, 1, Pad::Pre,
      MaskKind::EmptyBlock, true},
 };
@@ -95,7 +95,7 @@ void check_dtype(DType dtype) {
       levels.push_back(Level::Fused);
       levels.push_back(Level::WholeHead);
       levels.push_back(Level::OneLaunch);
-      levels.push_back(Level::PipelinedHeads);
+      levels.push_back(Level::InPlace);
     }
     for (Level level : levels) {
       INFO("level " << static_cast<int>(level));
@@ -207,16 +207,15 @@ TEST_CASE("level 5 gives bit-identical output to level 3, whose tiles it runs in
 
 TEST_CASE("level 6 gives bit-identical output to level 4, whose arithmetic it keeps with alpha_L and Y in place") {
   // Level 6 computes every tile as level 4 does, in the same column order, and rounds alpha_L and Y
-  // to the dtype as level 4's scratch slot does; only where they live and when the next head's
-  // inputs arrive differ. A bit that differs means a warp read a head's Q, K, V before its copy
-  // landed, or alpha_L / Y before (or after) another warp wrote them.
+  // to the dtype as level 4's scratch slot does; only where they live differs. A bit that differs
+  // means a warp read K, V, alpha_L or Y while another warp was overwriting them, or too early.
   MONARCH_REQUIRE_GPU_OR_SKIP();
   struct Run {
     const char* what;
     int E, H, N, d, b;
     Pad pad;
   };
-  const Run runs[] = {{"N = 256, b = 16, E x H = 64 x 12 (768 heads, ~6 per CTA)", 64, 12, 256, 64, 16, Pad::Post},
+  const Run runs[] = {{"N = 256, b = 16, E x H = 64 x 12 (768 heads, ~3 per CTA)", 64, 12, 256, 64, 16, Pad::Post},
                       {"N = 120, b = 8 pre, d = 32, E x H = 40 x 12", 40, 12, 120, 32, 8, Pad::Pre},
                       {"N = 100, b = 4, d = 128, E x H = 20 x 16", 20, 16, 100, 128, 4, Pad::Post}};
   std::mt19937_64 rng(fresh_seed());
@@ -233,7 +232,7 @@ TEST_CASE("level 6 gives bit-identical output to level 4, whose arithmetic it ke
       const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
       std::vector<float> out[2];
       int i = 0;
-      for (Level level : {Level::WholeHead, Level::PipelinedHeads}) {
+      for (Level level : {Level::WholeHead, Level::InPlace}) {
         MonarchSession s(r.E, r.H, r.N, r.d, r.d, opt, Config{level, dtype});
         s.upload(Q, K, V, &mask);
         s.poison();

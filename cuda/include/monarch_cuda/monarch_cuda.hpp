@@ -37,7 +37,7 @@ enum class Level : int {
   Fused = 3,       ///< cuda/level3_fused.cu: register-resident mma.sync, cp.async, fp16/bf16 only
   WholeHead = 4,   ///< cuda/level4_whole_head.cu: any T in one launch, a head per CTA where it fits; else level 3
   OneLaunch = 5,   ///< cuda/level5_one_launch.cu: any N and T in one persistent launch (level 4 where it fits)
-  PipelinedHeads = 6,  ///< cuda/level6_pipelined_heads.cu: level 4 at T = 1, b | 16, the next head loading while one runs
+  InPlace = 6,     ///< cuda/level6_in_place.cu: level 4 at T = 1 with alpha_L, Y in place of K, V when b divides 16
 };
 
 const char* to_string(DType t);
