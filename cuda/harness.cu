@@ -341,7 +341,40 @@ void MonarchSession::bind_device(const void* Q, const void* K, const void* V, vo
   p.Q = Q, p.K = K, p.V = V, p.O = O;
 }
 
+namespace {
+
+/// Fills this CTA's dynamic shared memory with 0xFF bytes: NaN as fp16, bf16 and fp32.
+__global__ void poison_shared_kernel(int bytes) {
+  extern __shared__ unsigned char smem[];
+  for (int i = threadIdx.x; i < bytes / 4; i += blockDim.x) reinterpret_cast<unsigned*>(smem)[i] = ~0u;
+}
+
+/// NaN in every SM's shared memory, so that a kernel reading shared memory it never wrote computes
+/// with NaN (and fails its test) rather than with whatever an earlier kernel left there. The
+/// hardware does not clear shared memory between kernels, so this is what a later kernel finds.
+/// MONARCH_CUDA_SKIP_SHARED_POISON=1 skips it: under racecheck, whose instrumented shared stores
+/// make these 227 KB per SM cost seconds per call, and which looks for hazards, not NaN.
+void poison_shared_memory() {
+  static const bool skip = [] {
+    const char* v = std::getenv("MONARCH_CUDA_SKIP_SHARED_POISON");
+    return v != nullptr && v[0] == '1';
+  }();
+  if (skip) return;
+  int dev = 0, sms = 0, bytes = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  CUDA_CHECK(cudaFuncSetAttribute(poison_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  constexpr int kThreads = 1024;
+  constexpr int kWaves = 4;  // CTAs per SM, in case the scheduler does not spread them evenly
+  poison_shared_kernel<<<sms * kWaves, kThreads, bytes>>>(bytes);
+  CUDA_CHECK_LAUNCH("poison_shared_kernel");
+}
+
+}  // namespace
+
 void MonarchSession::poison() {
+  poison_shared_memory();
   Impl& s = *impl_;
   for (const DeviceBuffer* b : {&s.alpha_R, &s.c_R, &s.alpha_L, &s.c_L, &s.lse_L, &s.Y, &s.O, &s.alpha_L_pm,
                                 &s.Y_pm, &s.c_L_pm})

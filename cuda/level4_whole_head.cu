@@ -15,8 +15,10 @@
 // Why a scratch slot in global memory rather than shared memory: a warp's R-update results belong
 // to rows of other warps' K and V (position-major order scatters them), so writing them in place
 // would need every warp to hold two tiles of accumulators until a barrier. The grid is persistent
-// (one CTA per resident slot, looping over heads), so each CTA reuses one slot of 2 N' d bytes;
-// all slots together are a few MB and stay in L2: the round trip costs L2 bandwidth, not HBM.
+// (one CTA per resident slot, looping over heads), so each CTA reuses one slot of 2 N' d bytes.
+// All slots together are 17 MB at N' = 256, meant to stay in L2, but Nsight Compute shows the
+// streaming Q, K, V reads evicting them: at 4096 x 256 2.1 GB of alpha_L and Y reach HBM
+// (bench/NOTES.md, step 11). Level 6 keeps them in shared memory when b divides 16.
 //
 // T >= 2 runs in the same launch, round after round: the L-update of a round that is not the last
 // forms only its normaliser lse_L; then 5. r_stats (eq. (11)) takes alpha_L as rows and the gathered
@@ -99,7 +101,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
     // ---- 1. Q and K, and V if the first round is the last (otherwise V waits for the last round).
     load_padded(Qs, Qg, p.d);
     load_padded(KA, Kg, p.d);
+    // With T >= 2 the tile V would use holds the mean queries from r_stats on, which write only
+    // columns < d: the rest must be zero (cp.async with no source bytes), not whatever the shared
+    // memory held, since the R-update multiplies all D columns (0 x NaN is NaN).
     if (rounds == 1) load_padded(VY, Vg, p.dv);
+    else load_rows_async<T, D, kThreads>(VY, rows, 0, Vg, 0, 0, threadIdx.x);
     cp_async_commit();
     set_bias_R(geo, p, valid_e, threadIdx.x, kThreads);
     cp_async_wait<0>();

@@ -206,24 +206,29 @@ TEST_CASE("level 5 gives bit-identical output to level 3, whose tiles it runs in
 }
 
 TEST_CASE("level 6 gives bit-identical output to level 4, whose arithmetic it keeps with alpha_L and Y in place") {
-  // Level 6 computes every tile as level 4 does, in the same column order, and rounds alpha_L and Y
-  // to the dtype as level 4's scratch slot does; only where they live differs. A bit that differs
+  // Level 6 computes every tile of every round as level 4 does, in the same column order, and
+  // rounds alpha_L and Y to the dtype as level 4's scratch slot does; only where they live differs. A bit that differs
   // means a warp read K, V, alpha_L or Y while another warp was overwriting them, or too early.
   MONARCH_REQUIRE_GPU_OR_SKIP();
   struct Run {
     const char* what;
-    int E, H, N, d, b;
+    int E, H, N, d, b, T;
     Pad pad;
   };
-  const Run runs[] = {{"N = 256, b = 16, E x H = 64 x 12 (768 heads, ~3 per CTA)", 64, 12, 256, 64, 16, Pad::Post},
-                      {"N = 120, b = 8 pre, d = 32, E x H = 40 x 12", 40, 12, 120, 32, 8, Pad::Pre},
-                      {"N = 100, b = 4, d = 128, E x H = 20 x 16", 20, 16, 100, 128, 4, Pad::Post}};
+  const Run runs[] = {
+      {"T = 1, N = 256, b = 16, E x H = 64 x 12 (768 heads, ~3 per CTA)", 64, 12, 256, 64, 16, 1, Pad::Post},
+      {"T = 1, N = 120, b = 8 pre, d = 32, E x H = 40 x 12", 40, 12, 120, 32, 8, 1, Pad::Pre},
+      {"T = 1, N = 100, b = 4, d = 128, E x H = 20 x 16", 20, 16, 100, 128, 4, 1, Pad::Post},
+      {"T = 2, N = 256, b = 16, E x H = 64 x 12", 64, 12, 256, 64, 16, 2, Pad::Post},
+      {"T = 3, N = 120, b = 8 pre, d = 64, E x H = 40 x 12 (rows past N' in the last tile)", 40, 12, 120, 64, 8, 3,
+       Pad::Pre}};
   std::mt19937_64 rng(fresh_seed());
   for (DType dtype : {DType::F16, DType::BF16}) {
     for (const Run& r : runs) {
       INFO(r.what << ", " << to_string(dtype));
       Options opt;
       opt.block = r.b;
+      opt.steps = r.T;
       opt.pad = r.pad;
       const Geometry g = Geometry::make(r.N, r.b, opt.pad);
       const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);

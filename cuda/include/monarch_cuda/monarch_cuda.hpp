@@ -37,7 +37,7 @@ enum class Level : int {
   Fused = 3,       ///< cuda/level3_fused.cu: register-resident mma.sync, cp.async, fp16/bf16 only
   WholeHead = 4,   ///< cuda/level4_whole_head.cu: any T in one launch, a head per CTA where it fits; else level 3
   OneLaunch = 5,   ///< cuda/level5_one_launch.cu: any N and T in one persistent launch (level 4 where it fits)
-  InPlace = 6,     ///< cuda/level6_in_place.cu: level 4 at T = 1 with alpha_L, Y in place of K, V when b divides 16
+  InPlace = 6,     ///< cuda/level6_in_place.cu: level 4 with alpha_L, Y in place of K, V when b divides 16
 };
 
 const char* to_string(DType t);
@@ -112,7 +112,8 @@ class MonarchSession {
   /// run() uses it. The values are not checked for finiteness (they never reach the host); the key
   /// mask stays as uploaded (none unless upload() gave one). Null pointers throw InputError.
   void bind_device(const void* Q, const void* K, const void* V, void* O);
-  /// Fills the output and every intermediate with NaN (tests: nothing stale can pass).
+  /// Fills the output, every intermediate and every SM's shared memory with NaN (tests: nothing
+  /// stale can pass, and a kernel that reads shared memory it never wrote computes with NaN).
   void poison();
   /// Enqueues all rounds on the default stream. With traces, computes Y and O every round,
   /// synchronises, and returns one Trace per (e, h) in row-major order.
