@@ -364,7 +364,11 @@ void poison_shared_memory() {
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  CUDA_CHECK(cudaFuncSetAttribute(poison_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  static const bool raised = [bytes] {  // once: allow the kernel the device's whole opt-in limit
+    CUDA_CHECK(cudaFuncSetAttribute(poison_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return true;
+  }();
+  (void)raised;
   constexpr int kThreads = 1024;
   constexpr int kWaves = 4;  // CTAs per SM, in case the scheduler does not spread them evenly
   poison_shared_kernel<<<sms * kWaves, kThreads, bytes>>>(bytes);

@@ -45,14 +45,6 @@ constexpr int kWarps = 8;              // warps per CTA
 constexpr int kThreads = 32 * kWarps;  // threads per CTA
 constexpr int kMinCtas = 2;            // __launch_bounds__: two CTAs per SM (<= 128 registers)
 
-/// Shared bytes for one head: Q, K (later alpha_L), V (later Y) as (rows, D + kSkew) tiles of T,
-/// then the geometry arrays (whole_head.cuh). At N' = 256, d = 64 this is 112 KB: two CTAs share an
-/// SM's 228 KB.
-template <class T, int D>
-std::size_t shared_bytes(int Np) {
-  return 3 * static_cast<std::size_t>(tile_rows(Np)) * (D + kSkew) * sizeof(T) + geometry_bytes(Np);
-}
-
 /// The whole call (T = p.round rounds when kRounds, else T = 1) for heads blockIdx.x,
 /// blockIdx.x + gridDim.x, ... dump (T = 1 only): scratch slot = the head's own rows of alpha_L_pm /
 /// Y_pm / c_L_pm (traces read them there) and lse_L is written; otherwise slot = blockIdx.x.
@@ -230,21 +222,13 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
 
 template <class T, int D, bool kRounds>
 void launch(const Problem& p, bool dump) {
-  auto kernel = whole_head_kernel<T, D, kRounds>;
-  const std::size_t bytes = shared_bytes<T, D>(p.Np);
-  static const bool raised = [&] {  // once per instantiation: allow the device's whole opt-in limit
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_optin_shared()));
-    return true;
-  }();
-  (void)raised;
-  int per_sm = 0, dev = 0, sms = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, bytes));
-  CUDA_CHECK(cudaGetDevice(&dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  constexpr auto kernel = whole_head_kernel<T, D, kRounds>;
+  const std::size_t bytes = head_shared_bytes<T, D>(p.Np);
   const int heads = p.E * p.H;
   // Persistent: one CTA per resident slot (each owns scratch rows [slot N', slot N' + N'), which
   // the session's alpha_L_pm, Y_pm hold since the grid never exceeds the number of heads).
-  const int grid = dump ? heads : std::min(heads, std::max(1, per_sm) * sms);
+  const int resident = persistent_grid<kernel>(kThreads, bytes, heads);
+  const int grid = dump ? heads : resident;
   kernel<<<grid, kThreads, bytes>>>(p, dump);
   CUDA_CHECK_LAUNCH("level4 whole_head_kernel");
 }
@@ -255,9 +239,9 @@ bool fits(const Problem& p, int /*rounds: any T runs in the one launch*/) {
     using T = typename decltype(tag)::type;
     if constexpr (!std::is_same_v<T, float>) {
       switch (fused_dim(p.d, p.dv)) {
-        case 32: bytes = shared_bytes<T, 32>(p.Np); break;
-        case 64: bytes = shared_bytes<T, 64>(p.Np); break;
-        default: bytes = shared_bytes<T, 128>(p.Np); break;
+        case 32: bytes = head_shared_bytes<T, 32>(p.Np); break;
+        case 64: bytes = head_shared_bytes<T, 64>(p.Np); break;
+        default: bytes = head_shared_bytes<T, 128>(p.Np); break;
       }
     }
   });

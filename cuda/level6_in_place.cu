@@ -19,7 +19,8 @@
 //
 // Anything else (b not dividing 16) runs level 4, which runs level 3 where a head is too large.
 // Tried and dropped (step 11): two head buffers in one 16-warp CTA per SM, loading the next head
-// while one runs, was 25% slower than this: the loads were never what the warps waited for.
+// while one runs, was slower even than level 4 (4.04 against 3.90 ms at 4096 x 256): the loads were
+// never what the warps waited for.
 #include <cfloat>
 #include <cmath>
 
@@ -36,13 +37,6 @@ using namespace whole_head;
 constexpr int kWarps = 8;              // warps per CTA
 constexpr int kThreads = 32 * kWarps;  // threads per CTA
 constexpr int kMinCtas = 2;            // __launch_bounds__: two CTAs per SM (<= 128 registers)
-constexpr int kTiles = 3;              // Q, K (then alpha_L), V (then Y)
-
-/// Shared bytes: Q, K, V as (rows, D + kSkew) tiles of T, then the geometry arrays: level 4's.
-template <class T, int D>
-std::size_t shared_bytes(int Np) {
-  return kTiles * static_cast<std::size_t>(tile_rows(Np)) * (D + kSkew) * sizeof(T) + geometry_bytes(Np);
-}
 
 /// The whole call (T = p.round rounds when kRounds, else T = 1) for heads blockIdx.x,
 /// blockIdx.x + gridDim.x, ... With kDump (traces, T = 1) alpha_L, Y, c_L (position-major, as
@@ -215,19 +209,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
 
 template <class T, int D, bool kDump, bool kRounds>
 void launch(const Problem& p) {
-  auto kernel = in_place_kernel<T, D, kDump, kRounds>;
-  const std::size_t bytes = shared_bytes<T, D>(p.Np);
-  static const bool raised = [&] {  // once per instantiation: allow the device's whole opt-in limit
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_optin_shared()));
-    return true;
-  }();
-  (void)raised;
-  int per_sm = 0, dev = 0, sms = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, bytes));
-  CUDA_CHECK(cudaGetDevice(&dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int grid = std::min(p.E * p.H, std::max(1, per_sm) * sms);  // persistent: one CTA per resident slot
-  kernel<<<grid, kThreads, bytes>>>(p);
+  constexpr auto kernel = in_place_kernel<T, D, kDump, kRounds>;
+  const std::size_t bytes = head_shared_bytes<T, D>(p.Np);  // level 4's layout: its fit test is ours
+  kernel<<<persistent_grid<kernel>(kThreads, bytes, p.E * p.H), kThreads, bytes>>>(p);
   CUDA_CHECK_LAUNCH("level6 in_place_kernel");
 }
 

@@ -2,6 +2,7 @@
 // CTA's shared memory, and the per-column and per-row arrays that describe its geometry.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -75,6 +76,16 @@ __device__ inline void set_bias_R(const Arrays& a, const Problem& p, const std::
   for (int c = tid; c < column_slots(p.Np); c += threads) a.bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
 }
 
+/// Shared bytes of one resident head: Q, K, V (then alpha_L, Y or the mean queries) as three
+/// (rows, D + kSkew) tiles of T, then the geometry arrays. At N' = 256, d = 64 this is 112 KB: two CTAs
+/// share an SM's 228 KB. Levels 4 and 6 use the same layout, so one fit test serves both.
+template <class T, int D>
+std::size_t head_shared_bytes(int Np) {
+  constexpr int kHeadTiles = 3;
+  return kHeadTiles * static_cast<std::size_t>(tile_rows(Np)) * (D + fused::kSkew) * sizeof(T) +
+         geometry_bytes(Np);
+}
+
 /// The device's opt-in limit of shared memory per CTA (227 KB on H100 and H200).
 inline int max_optin_shared() {
   static const int bytes = [] {
@@ -84,6 +95,22 @@ inline int max_optin_shared() {
     return v;
   }();
   return bytes;
+}
+
+/// For a persistent whole-head kernel: raises its dynamic shared-memory limit to the device's opt-in
+/// maximum (once per kernel) and returns its grid, one CTA per resident slot and at most `heads`.
+template <auto kKernel>
+int persistent_grid(int threads, std::size_t bytes, int heads) {
+  static const bool raised = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_optin_shared()));
+    return true;
+  }();
+  (void)raised;
+  int per_sm = 0, dev = 0, sms = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, threads, bytes));
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return std::min(heads, std::max(1, per_sm) * sms);
 }
 
 }  // namespace monarch::cuda::detail::whole_head
