@@ -98,6 +98,25 @@ __device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, co
   }
 }
 
+/// The same, for a tile whose rows are not evenly spaced: tile row r < rows starts at element slot(r)
+/// (level 6 pads after each block of rows). One piece per thread, as above; the row's offset is
+/// computed instead of incremented.
+template <class T, int D, int kThreads, class Slot>
+__device__ __forceinline__ void load_rows_async(T* tile, Slot slot, int rows, int width, const T* base, int lo,
+                                                int hi, int tid) {
+  constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
+  constexpr int kPieces = D / kPerPiece;
+  constexpr int kRowsPerPass = kThreads / kPieces;
+  static_assert(kThreads % kPieces == 0, "every thread keeps one column piece");
+  const int pc = tid % kPieces;
+  const bool col_in = pc * kPerPiece < width;
+  for (int r = tid / kPieces; r < rows; r += kRowsPerPass) {
+    const bool copy = col_in && r >= lo && r < hi;
+    const T* src = base + static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;
+    cp_async_16(tile + slot(r) + pc * kPerPiece, copy ? src : base, copy ? kCopyBytes : 0);
+  }
+}
+
 /// Points the warp at its row strip; row_addr(r) is the shared address of row r < 16 (any rows, in
 /// any order: ldmatrix takes one row address per lane). Lanes 16-31 address the upper 8 columns of
 /// each k16 step. The rows must stay in shared memory while the warp's chunks run.

@@ -3,10 +3,14 @@
 //
 // Level 4 sends alpha_L and Y through a scratch slot in global memory (L2) and back, because its
 // R-update tiles do not own the rows they write: a block of keys may span two warps' tiles, and
-// the results are written position-major. When b divides 16, each warp's 16-row R-update tile is
-// 16 / b whole blocks, and the keys and values it reads are exactly the rows it writes: no other
-// warp touches them, so the results overwrite them with no barrier, and nothing leaves the chip
-// between Q, K, V coming in and O going out. They stay in padded order (row k*b + j); the L-update
+// the results are written position-major. Level 6's R-update tiles are whole blocks instead: for
+// b <= 16 a warp's tile is the 16 / b (rounded down) blocks that fit its 16 rows, span = (16 / b) b
+// rows, and the keys and values it reads are exactly the rows it writes. No other warp touches
+// them, so the results overwrite them with no barrier, and nothing leaves the chip between Q, K, V
+// coming in and O going out. When b does not divide 16 the tile's other 16 - span rows and columns
+// are not read from a neighbour (that would race with its in-place writes): their ldmatrix
+// addresses alias the tile's first row, their columns belong to other groups (masked, weight 0),
+// and their output rows are dropped. alpha_L and Y stay in padded order (row k*b + j); the L-update
 // and r_stats gather their columns or rows alpha_L[k, j], k = 0..m-1, through the padded_of map,
 // as they already gather queries (ldmatrix takes one address per lane).
 //
@@ -17,7 +21,8 @@
 // 5. (not the last round) r_stats, eq. (11): the mean queries of the next round. Same shape as
 // level 4: 8 warps, 112 KB at N' = 256, d = 64, two CTAs per SM.
 //
-// Anything else (b not dividing 16) runs level 4, which runs level 3 where a head is too large.
+// Anything else (b > 16, which b = ceil(sqrt(N)) never gives at N' <= 256) runs level 4, which runs
+// level 3 where a head is too large.
 // Tried and dropped (step 11): two head buffers in one 16-warp CTA per SM, loading the next head
 // while one runs, was slower even than level 4 (4.04 against 3.90 ms at 4096 x 256): the loads were
 // never what the warps waited for.
@@ -34,6 +39,44 @@ namespace {
 using namespace fused;
 using namespace whole_head;
 
+constexpr int kHeadTiles = 3;          // Q, K, V (then alpha_L, Y, the mean queries)
+constexpr int kDivShift = 20;          // r / b = (r ceil(2^20 / b)) >> 20, exact for r < 2^20 / b >= 65536
+
+/// Where padded row r of a head tile starts: element r (D + kSkew) + (r / b) pad.
+/// Why the pad: the L-update and r_stats gather rows k*b + j, k = k0..k0+7, into one ldmatrix
+/// matrix. A row with kSkew is u = D / 8 + 1 16-byte units long (9 at D = 64: odd for every D), so
+/// those rows are b u units apart, 0 mod 8 for b = 8 and 16: all 8 land in the same banks, an 8-way
+/// conflict (Nsight Compute, bench/NOTES.md step 12: 65% of this kernel's shared-memory wavefronts
+/// were excess ones). 16 more bytes after each block of an even b make the stride b u + 1 units, odd,
+/// so the 8 rows fall in 8 distinct bank quads; for odd b the stride b u is odd already and the pad
+/// is 0. Consecutive rows stay u units apart (the R-update's tiles), except across a block boundary.
+struct Layout {
+  int ld;          // elements per row, D + kSkew
+  int pad;         // elements after each block: kSkew for even b, else 0
+  unsigned inv_b;  // ceil(2^kDivShift / b)
+  __device__ int slot(int r) const {
+    return r * ld + static_cast<int>((static_cast<unsigned>(r) * inv_b) >> kDivShift) * pad;  // r < 1024 here
+  }
+};
+
+__host__ __device__ inline Layout layout(int b, int D) {
+  return {D + kSkew, b % 2 == 0 ? kSkew : 0, ((1u << kDivShift) + b - 1) / b};
+}
+
+/// Elements of one head tile: every slot(r), r < tile_rows(N'), with its row.
+__host__ __device__ inline int tile_elems(int Np, int b, int D) {
+  const Layout L = layout(b, D);
+  return tile_rows(Np) * L.ld + (tile_rows(Np) / b + 1) * L.pad;
+}
+
+/// Shared bytes of level 6's kernel: level 4's layout plus the block pads (816 bytes at N' = 256,
+/// b = 16, d = 64: two CTAs still share an SM).
+inline std::size_t in_place_bytes(const Problem& p) {
+  static_assert(sizeof(__half) == sizeof(__nv_bfloat16), "one size for both tensor-core dtypes");
+  return kHeadTiles * static_cast<std::size_t>(tile_elems(p.Np, p.b, fused_dim(p.d, p.dv))) * sizeof(__half) +
+         geometry_bytes(p.Np);
+}
+
 constexpr int kWarps = 8;              // warps per CTA
 constexpr int kThreads = 32 * kWarps;  // threads per CTA
 constexpr int kMinCtas = 2;            // __launch_bounds__: two CTAs per SM (<= 128 registers)
@@ -49,17 +92,21 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
   static_assert(kChunk == kM, "an R-update tile is one chunk: its columns are its own rows");
   static_assert(!(kDump && kRounds), "traces of T >= 2 rounds run level 3's steps");
   extern __shared__ __align__(128) unsigned char smem[];
-  constexpr int kLd = D + kSkew;
   const int rows = tile_rows(p.Np);
-  // Three (rows, D) tiles in padded order. Round 1: q, k -> alpha_L, v -> Y (T = 1) or free. A later
-  // round: q (v -> Y in the last), k -> alpha_L, the mean queries (then q again in the last).
+  const Layout L = layout(p.b, D);
+  // Three (rows, D) tiles in padded order, row r at L.slot(r). Round 1: q, k -> alpha_L, v -> Y (T = 1)
+  // or free. A later round: q (v -> Y in the last), k -> alpha_L, the mean queries (then q again).
+  const int tile_n = tile_elems(p.Np, p.b, D);
   T* const Qs = reinterpret_cast<T*>(smem);
-  T* const KA = Qs + rows * kLd;
-  T* const VY = KA + rows * kLd;
-  const Arrays geo = carve(reinterpret_cast<unsigned char*>(VY + rows * kLd), p.Np);
+  T* const KA = Qs + tile_n;
+  T* const VY = KA + tile_n;
+  const Arrays geo = carve(reinterpret_cast<unsigned char*>(VY + tile_n), p.Np);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int heads = p.E * p.H, tiles = rows / kM;
+  const int heads = p.E * p.H, tiles = rows / kM;  // L-update and r_stats: 16-row tiles of N'
+  // R-update: tiles of whole blocks, span rows each (16 when b divides 16).
+  const int blocks_per_tile = kM / p.b, span = blocks_per_tile * p.b;
+  const int r_tiles = (p.m + blocks_per_tile - 1) / blocks_per_tile;
   const float scale2 = p.tau * kLog2e;
   const int rounds = kRounds ? p.round : 1;  // T (the harness sets p.round = T for a whole call)
 
@@ -72,8 +119,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
     // Rows of this head's q, k or v into a tile (tokens [0, N) are padded rows [off, off + N); zero
     // at pads and past N').
     auto load = [&](T* dst, const void* src, int width) {
-      load_rows_async<T, D, kThreads>(dst, rows, width, static_cast<const T*>(src) + tok0 * width, p.off,
-                                      p.off + p.N, threadIdx.x);
+      load_rows_async<T, D, kThreads>(dst, [&](int r) { return L.slot(r); }, rows, width,
+                                      static_cast<const T*>(src) + tok0 * width, p.off, p.off + p.N, threadIdx.x);
     };
     __syncthreads();  // the previous head's L-update is done with every shared array (and, for the
                       // first head, the geometry arrays above are written)
@@ -106,25 +153,32 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         __syncthreads();  // K (and V) are in shared memory for every warp
       }
 
-      // ---- 2. R-update, eq. (12): tile = 16 padded rows = 16 / b whole blocks; its columns are the
-      // same 16 rows of K (keys) and V (values), read by this warp only. alpha_L, Y overwrite them.
-      for (int tile = warp; tile < tiles; tile += kWarps) {
-        const int r0 = tile * kM;
+      // ---- 2. R-update, eq. (12): tile = padded rows [r0, r_end), the 16 / b whole blocks that fit
+      // 16 rows; its columns are the same rows of K (keys) and V (values), read by this warp only.
+      // alpha_L, Y overwrite them. Tile row and column i is padded row c0 + i, c0 = r0 rounded down
+      // to even (the column biases are read in 8-byte pairs); one outside [r0, r_end) aliases row r0.
+      for (int tile = warp; tile < r_tiles; tile += kWarps) {
+        const int r0 = tile * span, r_end = min(r0 + span, p.Np), c0 = r0 & ~1;
+        auto row_of = [&](int i) { return c0 + i >= r0 && c0 + i < r_end ? c0 + i : r0; };
         WarpRows<D> w;
-        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.b : kNoRow;
-        bind_rows<D>(w, [&](int r) { return r_rows + (r0 + r) * kLd; }, lane);
-        auto keys = [&](int c) { return KA + (r0 + c) * kLd; };
-        auto values = [&](int c) { return vals + (r0 + c) * kLd; };
-        if (last) warp_chunk<T, Step::RUpdate, D, kChunk, true>(w, keys, values, geo.grp_b + r0, geo.bias_R + r0, scale2, lane);
-        else warp_chunk<T, Step::RUpdate, D, kChunk, false>(w, keys, values, geo.grp_b + r0, geo.bias_R + r0, scale2, lane);
+        for (int h = 0; h < 2; ++h) {
+          const int row = c0 + g + 8 * h;
+          w.row_group[h] = row >= r0 && row < r_end ? row / p.b : kNoRow;
+        }
+        bind_rows<D>(w, [&](int i) { return r_rows + L.slot(row_of(i)); }, lane);
+        auto keys = [&](int i) { return KA + L.slot(row_of(i)); };
+        auto values = [&](int i) { return vals + L.slot(row_of(i)); };
+        // Columns outside [r0, r_end) belong to other blocks (or none: past N'), so grp_b masks them.
+        if (last) warp_chunk<T, Step::RUpdate, D, kChunk, true>(w, keys, values, geo.grp_b + c0, geo.bias_R + c0, scale2, lane);
+        else warp_chunk<T, Step::RUpdate, D, kChunk, false>(w, keys, values, geo.grp_b + c0, geo.bias_R + c0, scale2, lane);
         __syncwarp();  // every lane's ldmatrix of these K and V rows is done before any lane overwrites them
         for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          if (row >= p.Np) continue;
+          const int row = c0 + g + 8 * h;
+          if (row < r0 || row >= r_end) continue;  // another tile's row, or past N'
           const int pm = geo.pm_of[row];  // (k, j) -> j*m + k
           const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];  // empty block: zeros
-          store_row<T, D>(KA + row * kLd, w.acc_k, h, inv, p.d, lane);                // alpha_L[k, j] over k_(k,j)
-          if (last) store_row<T, D>(vals + row * kLd, w.acc_v, h, inv, p.dv, lane);  // Y[k, j] over v_(k,j)
+          store_row<T, D>(KA + L.slot(row), w.acc_k, h, inv, p.d, lane);                // alpha_L[k, j] over k_(k,j)
+          if (last) store_row<T, D>(vals + L.slot(row), w.acc_v, h, inv, p.dv, lane);  // Y[k, j] over v_(k,j)
           const float c_L = entropy_term(w, h);  // eq. (10); +inf for a block with no valid key
           if (t == 0) geo.bias_L[pm] = c_L * kLog2e;
           if constexpr (!kDump) continue;
@@ -153,10 +207,10 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
         for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
-        bind_rows<D>(w, [&](int r) { return queries + geo.padded_of[r0 + r] * kLd; }, lane);  // q_(l,j)
+        bind_rows<D>(w, [&](int r) { return queries + L.slot(geo.padded_of[r0 + r]); }, lane);  // q_(l,j)
         for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk) {
-          auto keys = [&](int c) { return KA + geo.padded_of[c0 + c] * kLd; };
-          auto values = [&](int c) { return vals + geo.padded_of[c0 + c] * kLd; };
+          auto keys = [&](int c) { return KA + L.slot(geo.padded_of[c0 + c]); };
+          auto values = [&](int c) { return vals + L.slot(geo.padded_of[c0 + c]); };
           if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
           else warp_chunk<T, Step::LUpdate, D, kChunk, false>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
         }
@@ -189,17 +243,17 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
           w.row_group[h] = row < p.Np ? row / p.m : kNoRow;
           w.row_bias[h] = row < p.Np ? geo.bias_L[row] : INFINITY;  // c_L[k, j] log2(e)
         }
-        bind_rows<D>(w, [&](int r) { return KA + geo.padded_of[r0 + r] * kLd; }, lane);
+        bind_rows<D>(w, [&](int r) { return KA + L.slot(geo.padded_of[r0 + r]); }, lane);
         for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
           warp_chunk<T, Step::RStats, D, kChunk, false>(
-              w, [&](int c) { return Qs + geo.padded_of[c0 + c] * kLd; }, [&](int c) { return Qs; }, geo.grp_m + c0,
+              w, [&](int c) { return Qs + L.slot(geo.padded_of[c0 + c]); }, [&](int c) { return Qs; }, geo.grp_m + c0,
               geo.bias_R + c0, scale2, lane);
         finish_row_sums(w);
         for (int h = 0; h < 2; ++h) {
           const int row = r0 + g + 8 * h;
           if (row >= p.Np) continue;
           const float inv = 1.0f / fmaxf(w.run_sum[h], FLT_MIN);  // c_R = 0: alpha_R = 0, a uniform R row
-          store_row<T, D>(VY + geo.padded_of[row] * kLd, w.acc_k, h, inv, p.d, lane);
+          store_row<T, D>(VY + L.slot(geo.padded_of[row]), w.acc_k, h, inv, p.d, lane);
         }
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
@@ -210,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
 template <class T, int D, bool kDump, bool kRounds>
 void launch(const Problem& p) {
   constexpr auto kernel = in_place_kernel<T, D, kDump, kRounds>;
-  const std::size_t bytes = head_shared_bytes<T, D>(p.Np);  // level 4's layout: its fit test is ours
+  const std::size_t bytes = in_place_bytes(p);
   kernel<<<persistent_grid<kernel>(kThreads, bytes, p.E * p.H), kThreads, bytes>>>(p);
   CUDA_CHECK_LAUNCH("level6 in_place_kernel");
 }
@@ -228,9 +282,12 @@ LevelSteps& level4() {
   return s;
 }
 
-/// Level 6's kernel runs this problem: b divides a 16-row tile, and the head fits one CTA (the
-/// same shared memory as level 4's).
-bool runs_here(const Problem& p, int rounds) { return kM % p.b == 0 && level4().whole_fits(p, rounds); }
+/// Level 6's kernel runs this problem: a block fits a 16-row tile, and the head fits one CTA (level
+/// 4's test, which also refuses fp32, and room for the block pads).
+bool runs_here(const Problem& p, int rounds) {
+  return p.b <= kM && level4().whole_fits(p, rounds) &&
+         in_place_bytes(p) <= static_cast<std::size_t>(max_optin_shared());
+}
 
 void whole(const Problem& p, bool dump) {
   if (!runs_here(p, p.round)) {  // p.round = T for a whole call

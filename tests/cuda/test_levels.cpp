@@ -22,7 +22,7 @@ struct Case {
   bool quick;  // small enough for compute-sanitizer
 };
 
-// N = 1, 7, 60, 64, 197, 256, 1000, 4096; b = 1, b = N, b not dividing N; pre/post padding; masks with
+// N = 1, 7, 50, 60, 64, 197, 256, 1000, 4096; b = 1, b = N, b not dividing N; pre/post padding; masks with
 // an empty key block; T = 1, 2, 3; d = 32, 64, 128 and d_v != d; E x H > 1.
 const std::vector<Case> kCases = {
     {"N = 1 (b = 1 = N)", 1, 1, 1, 32, 32, 1, 1, Pad::Post, MaskKind::None, true},
@@ -58,6 +58,12 @@ const std::vector<Case> kCases = {
     // in its shared memory; b = 8 divides its 16-row tiles, pre-padding, an empty block.
     {"T = 1: N = 60, b = 8 pre, E x H = 25 x 12 (several heads per CTA)", 25, 12, 60, 64, 64, 8, 1, Pad::Pre,
      MaskKind::EmptyBlock, true},
+    // Level 6 with b not dividing 16: R-update tiles of whole blocks (15 or 14 rows) that start at odd
+    // rows, the rest of each 16-row tile aliased and masked; several heads per CTA.
+    {"T = 1: N = 50, b = 5 pre, d_v = 32, E x H = 25 x 12 (15-row R-update tiles)", 25, 12, 50, 32, 32, 5, 1,
+     Pad::Pre, MaskKind::EmptyBlock, true},
+    {"N = 197, b = 15 post, E x H = 25 x 12, T = 2 (15-row R-update tiles)", 25, 12, 197, 64, 64, 15, 2, Pad::Post,
+     MaskKind::Random, false},
 };
 
 std::string describe(const ArrayError& e) {
