@@ -18,7 +18,7 @@
 // (one CTA per resident slot, looping over heads), so each CTA reuses one slot of 2 N' d bytes.
 // All slots together are 17 MB at N' = 256, meant to stay in L2, but Nsight Compute shows the
 // streaming Q, K, V reads evicting them: at 4096 x 256 2.1 GB of alpha_L and Y reach HBM
-// (bench/NOTES.md, step 11). Level 6 keeps them in shared memory when b divides 16.
+// (bench/NOTES.md, step 11). Level 6 keeps them in shared memory (b <= 16).
 //
 // T >= 2 runs in the same launch, round after round: the L-update of a round that is not the last
 // forms only its normaliser lse_L; then 5. r_stats (eq. (11)) takes alpha_L as rows and the gathered

@@ -58,7 +58,7 @@ const std::vector<Case> kCases = {
     // in its shared memory; b = 8 divides its 16-row tiles, pre-padding, an empty block.
     {"T = 1: N = 60, b = 8 pre, E x H = 25 x 12 (several heads per CTA)", 25, 12, 60, 64, 64, 8, 1, Pad::Pre,
      MaskKind::EmptyBlock, true},
-    // Level 6 with b not dividing 16: R-update tiles of whole blocks (15 or 14 rows) that start at odd
+    // Level 6 with b not dividing 16: R-update tiles of whole blocks (15 rows) that start at odd
     // rows, the rest of each 16-row tile aliased and masked; several heads per CTA.
     {"T = 1: N = 50, b = 5 pre, d_v = 32, E x H = 25 x 12 (15-row R-update tiles)", 25, 12, 50, 32, 32, 5, 1,
      Pad::Pre, MaskKind::EmptyBlock, true},
