@@ -110,9 +110,10 @@ __device__ __forceinline__ void load_rows_async(T* tile, Slot slot, int rows, in
   static_assert(kThreads % kPieces == 0, "every thread keeps one column piece");
   const int pc = tid % kPieces;
   const bool col_in = pc * kPerPiece < width;
-  for (int r = tid / kPieces; r < rows; r += kRowsPerPass) {
+  int r = tid / kPieces;
+  const T* src = base + static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;  // row r, piece pc
+  for (; r < rows; r += kRowsPerPass, src += static_cast<std::ptrdiff_t>(kRowsPerPass) * width) {
     const bool copy = col_in && r >= lo && r < hi;
-    const T* src = base + static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;
     cp_async_16(tile + slot(r) + pc * kPerPiece, copy ? src : base, copy ? kCopyBytes : 0);
   }
 }
@@ -274,10 +275,13 @@ __device__ __forceinline__ void finish_row_sums(WarpRows<D>& w) {
 }
 
 /// c_L of row h after an RUpdate: sum_i R log R = ln 2 (W / Z - log2 Z), eq. (10); +inf when the
-/// block has no valid key (Z = 0).
+/// block has no valid key (Z = 0). The SFU's reciprocal and log2 (a few ulp, on Z in [1, columns]:
+/// the row's maximum contributes 1) replace IEEE division and log2f, which cost ~40 instructions
+/// per row in every R-update epilogue (step 14).
 template <int D>
 __device__ __forceinline__ float entropy_term(const WarpRows<D>& w, int h) {
-  return w.run_sum[h] == 0.0f ? INFINITY : kLn2 * (w.run_ent[h] / w.run_sum[h] - log2f(w.run_sum[h]));
+  return w.run_sum[h] == 0.0f ? INFINITY
+                              : kLn2 * (__fdividef(w.run_ent[h], w.run_sum[h]) - __log2f(w.run_sum[h]));
 }
 
 /// lse_L of row h after an LUpdate: ln sum_k exp(tau q . alpha_L - c_L) = ln 2 (M + log2 Z).
@@ -292,12 +296,18 @@ template <class T, int D>
 __device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4], int h, float scale, int width,
                                           int lane) {
   const int t = lane % 4;
-  #pragma unroll
-  for (int dt = 0; dt < D / kN; ++dt) {
-    const int c = dt * kN + 2 * t;
-    if (c < width)
-      *reinterpret_cast<std::uint32_t*>(dst + c) = pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+  auto store = [&](int dt) {
+    *reinterpret_cast<std::uint32_t*>(dst + dt * kN + 2 * t) =
+        pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+  };
+  if (width == D) {  // the common case: every tile, with no per-store test (step 14)
+    #pragma unroll
+    for (int dt = 0; dt < D / kN; ++dt) store(dt);
+    return;
   }
+  #pragma unroll
+  for (int dt = 0; dt < D / kN; ++dt)
+    if (dt * kN + 2 * t < width) store(dt);
 }
 
 }  // namespace monarch::cuda::detail::fused

@@ -50,23 +50,29 @@ constexpr int kDivShift = 20;          // r / b = (r ceil(2^20 / b)) >> 20, exac
 /// were excess ones). 16 more bytes after each block of an even b make the stride b u + 1 units, odd,
 /// so the 8 rows fall in 8 distinct bank quads; for odd b the stride b u is odd already and the pad
 /// is 0. Consecutive rows stay u units apart (the R-update's tiles), except across a block boundary.
+/// r / n for 0 <= r < kMaxRows and n <= kMaxRows, as a multiply and a shift by inv = ceil(2^20 / n): the
+/// error r (inv - 2^20 / n) / 2^20 stays below 1 / n, so the floor is exact. Step 14: the runtime
+/// divisions by b and m were ~15 instructions each, several per tile.
+constexpr int kMaxRows = 1024;  // N' of any head that fits one CTA (D = 32: ~900)
+static_assert(kMaxRows * kMaxRows <= (1 << kDivShift), "r / n exact for r, n <= kMaxRows");
+__host__ __device__ inline unsigned inverse(int n) { return ((1u << kDivShift) + n - 1) / n; }
+__device__ inline int divide(int r, unsigned inv) { return static_cast<int>((static_cast<unsigned>(r) * inv) >> kDivShift); }
+
 struct Layout {
   int ld;          // elements per row, D + kSkew
   int pad;         // elements after each block: kSkew for even b, else 0
-  unsigned inv_b;  // ceil(2^kDivShift / b)
-  __device__ int slot(int r) const {
-    return r * ld + static_cast<int>((static_cast<unsigned>(r) * inv_b) >> kDivShift) * pad;  // r < 1024 here
-  }
+  unsigned inv_b;  // inverse(b)
+  unsigned inv_m;  // inverse(m)
+  __device__ int slot(int r) const { return r * ld + divide(r, inv_b) * pad; }
 };
 
-__host__ __device__ inline Layout layout(int b, int D) {
-  return {D + kSkew, b % 2 == 0 ? kSkew : 0, ((1u << kDivShift) + b - 1) / b};
+__host__ __device__ inline Layout layout(int b, int m, int D) {
+  return {D + kSkew, b % 2 == 0 ? kSkew : 0, inverse(b), inverse(m)};
 }
 
 /// Elements of one head tile: every slot(r), r < tile_rows(N'), with its row.
 __host__ __device__ inline int tile_elems(int Np, int b, int D) {
-  const Layout L = layout(b, D);
-  return tile_rows(Np) * L.ld + (tile_rows(Np) / b + 1) * L.pad;
+  return tile_rows(Np) * (D + kSkew) + (tile_rows(Np) / b + 1) * (b % 2 == 0 ? kSkew : 0);
 }
 
 /// Shared bytes of level 6's kernel: level 4's layout plus the block pads (816 bytes at N' = 256,
@@ -93,7 +99,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
   static_assert(!(kDump && kRounds), "traces of T >= 2 rounds run level 3's steps");
   extern __shared__ __align__(128) unsigned char smem[];
   const int rows = tile_rows(p.Np);
-  const Layout L = layout(p.b, D);
+  const Layout L = layout(p.b, p.m, D);
   // Three (rows, D) tiles in padded order, row r at L.slot(r). Round 1: q, k -> alpha_L, v -> Y (T = 1)
   // or free. A later round: q (v -> Y in the last), k -> alpha_L, the mean queries (then q again).
   const int tile_n = tile_elems(p.Np, p.b, D);
@@ -163,7 +169,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         WarpRows<D> w;
         for (int h = 0; h < 2; ++h) {
           const int row = c0 + g + 8 * h;
-          w.row_group[h] = row >= r0 && row < r_end ? row / p.b : kNoRow;
+          w.row_group[h] = row >= r0 && row < r_end ? divide(row, L.inv_b) : kNoRow;
         }
         bind_rows<D>(w, [&](int i) { return r_rows + L.slot(row_of(i)); }, lane);
         auto keys = [&](int i) { return KA + L.slot(row_of(i)); };
@@ -206,9 +212,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
       for (int tile = warp; tile < tiles; tile += kWarps) {
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
-        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
+        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? divide(r0 + g + 8 * h, L.inv_m) : kNoRow;
         bind_rows<D>(w, [&](int r) { return queries + L.slot(geo.padded_of[r0 + r]); }, lane);  // q_(l,j)
-        for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk) {
+        for (int c0 = divide(r0, L.inv_m) * p.m / kChunk * kChunk; c0 < (divide(r_last, L.inv_m) + 1) * p.m; c0 += kChunk) {
           auto keys = [&](int c) { return KA + L.slot(geo.padded_of[c0 + c]); };
           auto values = [&](int c) { return vals + L.slot(geo.padded_of[c0 + c]); };
           if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
@@ -240,11 +246,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         WarpRows<D> w;
         for (int h = 0; h < 2; ++h) {
           const int row = r0 + g + 8 * h;
-          w.row_group[h] = row < p.Np ? row / p.m : kNoRow;
+          w.row_group[h] = row < p.Np ? divide(row, L.inv_m) : kNoRow;
           w.row_bias[h] = row < p.Np ? geo.bias_L[row] : INFINITY;  // c_L[k, j] log2(e)
         }
         bind_rows<D>(w, [&](int r) { return KA + L.slot(geo.padded_of[r0 + r]); }, lane);
-        for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
+        for (int c0 = divide(r0, L.inv_m) * p.m / kChunk * kChunk; c0 < (divide(r_last, L.inv_m) + 1) * p.m; c0 += kChunk)
           warp_chunk<T, Step::RStats, D, kChunk, false>(
               w, [&](int c) { return Qs + L.slot(geo.padded_of[c0 + c]); }, [&](int c) { return Qs; }, geo.grp_m + c0,
               geo.bias_R + c0, scale2, lane);
@@ -285,7 +291,7 @@ LevelSteps& level4() {
 /// Level 6's kernel runs this problem: a block fits a 16-row tile, and the head fits one CTA (level
 /// 4's test, which also refuses fp32, and room for the block pads).
 bool runs_here(const Problem& p, int rounds) {
-  return p.b <= kM && level4().whole_fits(p, rounds) &&
+  return p.b <= kM && p.Np <= kMaxRows && level4().whole_fits(p, rounds) &&
          in_place_bytes(p) <= static_cast<std::size_t>(max_optin_shared());
 }
 
