@@ -68,52 +68,23 @@ void show_recorded_results() {
     if (rest) std::cout << "[... " << rest << " more lines]\n";
   }
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-  nb::init(argc, argv);
+#ifdef NB_HAVE_CUDA
+namespace mc = monarch::cuda;
 
-  /// ## Is there a GPU?
-#ifndef NB_HAVE_CUDA
-  std::cout << "This build has no CUDA path (nvcc was not found when the project was configured).\n";
-  show_recorded_results();
-  return nb::under_test() ? nb::kSkipExit : nb::finish();
-#else
-  namespace mc = monarch::cuda;
-  const mc::DeviceInfo dev = mc::device_info();
-  if (!dev.ok) {
-    std::cout << "No usable GPU here (" << dev.reason << "), so nothing runs on a device.\n";
-    show_recorded_results();
-    return nb::under_test() ? nb::kSkipExit : nb::finish();
-  }
-  std::printf("%s, compute capability %d.%d, %.0f GB/s peak memory bandwidth\n", dev.name.c_str(), dev.major,
-              dev.minor, dev.mem_bandwidth_GBs);
-
-  /// ## One problem, every intermediate
-  ///
-  /// Two heads of $N = 300$ tokens (ragged: $b = 18$ gives $m = 17$, $N' = 306$), $d = d_v = 64$,
-  /// $T = 2$ rounds, pre-padding and a key mask. The inputs are rounded to each precision first,
-  /// so the double reference sees exactly the numbers the device sees; the table gives
-  /// $\lVert \mathrm{gpu} - \mathrm{ref} \rVert / \lVert \mathrm{ref} \rVert$ for every array of
-  /// every round. The tolerance is $10^{-5}$ for fp32 and $10^{-2}$ for fp16 and bf16
-  /// (statistics and accumulators stay fp32 on the device).
-  constexpr int E = 1, H = 2, N = 300, d = 64, dv = 64;
-  monarch::Options opt;
-  opt.steps = 2;
-  opt.block = 18;
-  opt.pad = monarch::Pad::Pre;
-  std::mt19937_64 rng(5);
-  std::normal_distribution<float> g;
-  monarch::Tensor4<float> Q(E, H, N, d), K(E, H, N, d), V(E, H, N, dv);
-  for (auto* t : {&Q, &K, &V})
-    for (auto& x : t->data) x = g(rng);
-  monarch::KeyMask mask{E, N, std::vector<std::uint8_t>(E * N, 1)};
-  for (int n = 0; n < N; n += 7) mask.keep[n] = 0;
-
+/// Runs every (level, dtype) pair on one problem, traced, against the double reference: prints a
+/// table of each intermediate's relative error per round, checks each against the dtype's
+/// tolerance, and returns one plot series per pair.
+std::vector<nb::Series> compare_levels(const monarch::Tensor4<float>& Q, const monarch::Tensor4<float>& K,
+                                       const monarch::Tensor4<float>& V, const monarch::KeyMask& mask,
+                                       const monarch::Options& opt, const std::vector<mc::Level>& levels,
+                                       const std::vector<mc::DType>& dtypes) {
+  constexpr int kArrays = 6;  // alpha_R, c_R, alpha_L, c_L, Y, O of each round
+  const int H = Q.E * Q.H;
   std::vector<nb::Series> errors;
-  for (mc::Level level : {mc::Level::Scalar, mc::Level::TensorCore, mc::Level::Fused}) {
-    for (mc::DType dt : {mc::DType::F32, mc::DType::F16, mc::DType::BF16}) {
-      if (level == mc::Level::Fused && dt == mc::DType::F32) continue;  // level 3: tensor cores only
+  for (mc::Level level : levels) {
+    for (mc::DType dt : dtypes) {
+      if (level >= mc::Level::Fused && dt == mc::DType::F32) continue;  // levels 3-6: tensor cores only
       auto round = [&](const monarch::Tensor4<float>& t) {
         monarch::Tensor4<float> r = t;
         mc::round_to_dtype(r.data, dt);
@@ -137,12 +108,12 @@ int main(int argc, char** argv) {
       for (int h = 0; h < H; ++h) per_head.push_back(mc::compare_trace(ref[h], gpu[h]));
       for (int t = 0; t < opt.steps; ++t) {
         std::vector<std::string> cells = {std::to_string(t + 1)};
-        for (int a = 0; a < 6; ++a) {
-          mc::ArrayError worst = per_head[0][t * 6 + a];
-          for (int h = 1; h < H; ++h) mc::merge_into(worst, per_head[h][t * 6 + a]);
+        for (int a = 0; a < kArrays; ++a) {
+          mc::ArrayError worst = per_head[0][t * kArrays + a];
+          for (int h = 1; h < H; ++h) mc::merge_into(worst, per_head[h][t * kArrays + a]);
           pass = pass && worst.pass(mc::tolerance(dt));
           cells.push_back(nb::fmt("%.1e", worst.rel));
-          s.x.push_back(t * 6 + a + 1);
+          s.x.push_back(t * kArrays + a + 1);
           s.y.push_back(std::max(worst.rel, 1e-12));
         }
         nb::row(cells, 11);
@@ -151,8 +122,101 @@ int main(int argc, char** argv) {
       nb::check(pass, label + ": every intermediate of every round is within tolerance of the reference");
     }
   }
+  return errors;
+}
+
+/// Uploads q, k, v, runs once to warm up, and returns the best of kRuns host-timed runs (seconds).
+template <class Session>
+double best_time(Session& s, const monarch::Tensor4<float>& q, const monarch::Tensor4<float>& k,
+                 const monarch::Tensor4<float>& v) {
+  constexpr int kRuns = 10;
+  s.upload(q, k, v, nullptr);
+  s.run();
+  mc::synchronize();
+  double best = 1e300;
+  for (int r = 0; r < kRuns; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    s.run();
+    mc::synchronize();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+/// Random normal (E, H, N, D) inputs.
+monarch::Tensor4<float> normal_tensor(int E, int H, int N, int D, std::mt19937_64& rng) {
+  std::normal_distribution<float> g;
+  monarch::Tensor4<float> t(E, H, N, D);
+  for (auto& x : t.data) x = g(rng);
+  return t;
+}
+#endif
+}  // namespace
+
+int main(int argc, char** argv) {
+  nb::init(argc, argv);
+
+  /// ## Is there a GPU?
+#ifndef NB_HAVE_CUDA
+  std::cout << "This build has no CUDA path (nvcc was not found when the project was configured).\n";
+  show_recorded_results();
+  return nb::under_test() ? nb::kSkipExit : nb::finish();
+#else
+  const mc::DeviceInfo dev = mc::device_info();
+  if (!dev.ok) {
+    std::cout << "No usable GPU here (" << dev.reason << "), so nothing runs on a device.\n";
+    show_recorded_results();
+    return nb::under_test() ? nb::kSkipExit : nb::finish();
+  }
+  std::printf("%s, compute capability %d.%d, %.0f GB/s peak memory bandwidth\n", dev.name.c_str(), dev.major,
+              dev.minor, dev.mem_bandwidth_GBs);
+
+  /// ## One problem, every intermediate
+  ///
+  /// Two heads of $N = 300$ tokens (ragged: $b = 18$ gives $m = 17$, $N' = 306$), $d = d_v = 64$,
+  /// $T = 2$ rounds, pre-padding and a key mask. The inputs are rounded to each precision first,
+  /// so the double reference sees exactly the numbers the device sees; the table gives
+  /// $\lVert \mathrm{gpu} - \mathrm{ref} \rVert / \lVert \mathrm{ref} \rVert$ for every array of
+  /// every round. The tolerance is $10^{-5}$ for fp32 and $10^{-2}$ for fp16 and bf16
+  /// (statistics and accumulators stay fp32 on the device).
+  constexpr int E = 1, H = 2, N = 300, d = 64, dv = 64;
+  monarch::Options opt;
+  opt.steps = 2;
+  opt.block = 18;
+  opt.pad = monarch::Pad::Pre;
+  std::mt19937_64 rng(5);
+  const monarch::Tensor4<float> Q = normal_tensor(E, H, N, d, rng), K = normal_tensor(E, H, N, d, rng),
+                                V = normal_tensor(E, H, N, dv, rng);
+  monarch::KeyMask mask{E, N, std::vector<std::uint8_t>(E * N, 1)};
+  for (int n = 0; n < N; n += 7) mask.keep[n] = 0;
+
+  const std::vector<nb::Series> errors =
+      compare_levels(Q, K, V, mask, opt, {mc::Level::Scalar, mc::Level::TensorCore, mc::Level::Fused},
+                     {mc::DType::F32, mc::DType::F16, mc::DType::BF16});
   nb::lineplot("nb5_errors.png", "Relative error of each intermediate (1-6: alpha_R, c_R, alpha_L, c_L, Y, O of round 1; 7-12: round 2)",
                {"array (round 1: 1-6, round 2: 7-12)", "relative error vs double reference", false, true}, errors);
+
+  /// ## The whole-head rungs: levels 4 to 6
+  ///
+  /// Levels 4 and 6 hold a whole head in one CTA's shared memory when it fits ($N' \le 256$ at
+  /// $d = 64$; the head above, $N' = 306$, runs level 3 there), and level 6 writes $\alpha_L$ and $Y$
+  /// over $K$ and $V$ in place. Their traces of $T \ge 2$ rounds take level 3's steps, so this
+  /// problem has $T = 1$, where each traces its own kernel: ViT-B/16's $N = 197$ tokens with
+  /// $b = 14$ and pre-padding (13 pads, then one block per row of patches), a key mask, three heads.
+  /// Level 5 runs level 4's kernel on heads that fit. Round 1's $\alpha_R$ and $c_R$ are the queries
+  /// and ones of eq. (14).
+  {
+    constexpr int kH = 3, kN = 197;
+    monarch::Options vit;
+    vit.block = 14;
+    vit.pad = monarch::Pad::Pre;
+    const monarch::Tensor4<float> q = normal_tensor(1, kH, kN, d, rng), k = normal_tensor(1, kH, kN, d, rng),
+                                  v = normal_tensor(1, kH, kN, dv, rng);
+    monarch::KeyMask keep{1, kN, std::vector<std::uint8_t>(kN, 1)};
+    for (int n = 3; n < kN; n += 11) keep.keep[n] = 0;
+    compare_levels(q, k, v, keep, vit, {mc::Level::Fused, mc::Level::WholeHead, mc::Level::OneLaunch, mc::Level::InPlace},
+                   {mc::DType::F16, mc::DType::BF16});
+  }
 
   /// ## Time
   ///
@@ -164,30 +228,37 @@ int main(int argc, char** argv) {
   nb::row({"N", "naive [ms]", "level 1 [ms]", "level 2 [ms]", "level 3 [ms]", "L3 % floor BW"}, 15);
   for (int n : {1024, 4096, 16384}) {
     monarch::Options o;
-    monarch::Tensor4<float> q(1, 12, n, 64), k(1, 12, n, 64), v(1, 12, n, 64);
-    for (auto* t : {&q, &k, &v})
-      for (auto& x : t->data) x = g(rng);
-    auto time = [&](auto& session) {
-      session.upload(q, k, v, nullptr);
-      session.run();
-      mc::synchronize();
-      double best = 1e300;
-      for (int r = 0; r < 10; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        session.run();
-        mc::synchronize();
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-      return best;
-    };
+    const monarch::Tensor4<float> q = normal_tensor(1, 12, n, 64, rng), k = normal_tensor(1, 12, n, 64, rng),
+                                  v = normal_tensor(1, 12, n, 64, rng);
     mc::NaiveSession naive(1, 12, n, 64, 64, o, mc::DType::F16);
     mc::MonarchSession l1(1, 12, n, 64, 64, o, {mc::Level::Scalar, mc::DType::F16});
     mc::MonarchSession l2(1, 12, n, 64, 64, o, {mc::Level::TensorCore, mc::DType::F16});
     mc::MonarchSession l3(1, 12, n, 64, 64, o, {mc::Level::Fused, mc::DType::F16});
-    const double tn = time(naive), t1 = time(l1), t2 = time(l2), t3 = time(l3);
+    const double tn = best_time(naive, q, k, v), t1 = best_time(l1, q, k, v), t2 = best_time(l2, q, k, v),
+                 t3 = best_time(l3, q, k, v);
     const double frac = l3.floor_bytes() / t3 / (dev.mem_bandwidth_GBs * 1e9);
     nb::row({std::to_string(n), nb::fmt("%.3f", tn * 1e3), nb::fmt("%.3f", t1 * 1e3), nb::fmt("%.3f", t2 * 1e3),
              nb::fmt("%.3f", t3 * 1e3), nb::fmt("%.1f%%", 100 * frac)},
+            15);
+  }
+
+  /// Short sequences in large batches are where the whole-head rungs differ from level 3: 256
+  /// sequences of 256 tokens, 12 heads, fp16, $T = 1$ ($b = 16$), timed the same way.
+  nb::row({"E x N", "level 3 [ms]", "level 4 [ms]", "level 6 [ms]", "L6 % floor BW"}, 15);
+  {
+    constexpr int kE = 256, kN = 256;
+    const monarch::Tensor4<float> q = normal_tensor(kE, 12, kN, 64, rng), k = normal_tensor(kE, 12, kN, 64, rng),
+                                  v = normal_tensor(kE, 12, kN, 64, rng);
+    monarch::Options o;
+    std::vector<double> t;
+    double floor_bytes = 0;
+    for (mc::Level level : {mc::Level::Fused, mc::Level::WholeHead, mc::Level::InPlace}) {
+      mc::MonarchSession s(kE, 12, kN, 64, 64, o, {level, mc::DType::F16});
+      t.push_back(best_time(s, q, k, v));
+      floor_bytes = s.floor_bytes();
+    }
+    nb::row({nb::fmt("%dx%d", kE, kN), nb::fmt("%.3f", t[0] * 1e3), nb::fmt("%.3f", t[1] * 1e3),
+             nb::fmt("%.3f", t[2] * 1e3), nb::fmt("%.1f%%", 100 * floor_bytes / t[2] / (dev.mem_bandwidth_GBs * 1e9))},
             15);
   }
 
