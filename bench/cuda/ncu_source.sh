@@ -34,4 +34,15 @@ for r in sorted(body, key=lambda r: -num(r[cols.index(samp)]))[:40]:
     top = sorted(((num(r[cols.index(c)]), c) for c in stalls), reverse=True)[:2]
     print(f"{100 * s / total:5.2f}%  {r[cols.index('Address')] if 'Address' in cols else ''}  "
           f"{r[cols.index('Source')][:60]:60s}  " + ", ".join(f"{c} {v:.0f}" for v, c in top if v))
+# Bank conflicts: shared-memory instructions by excess wavefronts (an ldmatrix of 8 conflict-free rows
+# takes 4 per warp; step 12 found 32).
+ex, wf, ideal = "L1 Wavefronts Shared Excessive", "L1 Wavefronts Shared", "L1 Wavefronts Shared Ideal"
+if ex in cols:
+    col = lambda r, c: num(r[cols.index(c)])
+    excess = sum(col(r, ex) for r in body) or 1
+    print(f"\nshared wavefronts {sum(col(r, wf) for r in body):.0f}, excess {excess:.0f}; the worst 12:")
+    for r in sorted(body, key=lambda r: -col(r, ex))[:12]:
+        n = col(r, "Instructions Executed") or 1
+        print(f"{100 * col(r, ex) / excess:5.1f}%  {r[cols.index('Source')][:55]:55s}  "
+              f"{col(r, wf) / n:.1f} wavefronts per instruction (ideal {col(r, ideal) / n:.1f})")
 PY
