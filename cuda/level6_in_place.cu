@@ -19,7 +19,7 @@
 // place; 3. barrier (the last of several rounds brings q back, into the mean queries' tile);
 // 4. L-update, eq. (13): o = L Y, eq. (4), to global memory in the last round, lse_L otherwise;
 // 5. (not the last round) r_stats, eq. (11): the mean queries of the next round. Same shape as
-// level 4: 8 warps, 112 KB at N' = 256, d = 64, two CTAs per SM.
+// level 4: 8 warps, 113 KB at N' = 256, d = 64 (level 4's 112 KB and the block pads), two CTAs per SM.
 //
 // Anything else (b > 16, which b = ceil(sqrt(N)) never gives at N' <= 256) runs level 4, which runs
 // level 3 where a head is too large.
@@ -39,8 +39,19 @@ namespace {
 using namespace fused;
 using namespace whole_head;
 
-constexpr int kHeadTiles = 3;          // Q, K, V (then alpha_L, Y, the mean queries)
-constexpr int kDivShift = 20;          // r / b = (r ceil(2^20 / b)) >> 20, exact for r < 2^20 / b >= 65536
+constexpr int kHeadTiles = 3;  // Q, K, V (then alpha_L, Y, the mean queries)
+constexpr int kDivShift = 20;  // divide() below: r / n as (r inverse(n)) >> 20
+
+/// r / n for 0 <= r < kMaxRows and n <= kMaxRows, as a multiply and a shift by inv = ceil(2^20 / n): the
+/// error r (inv - 2^20 / n) / 2^20 stays below 1 / n, so the floor is exact. Step 14: the runtime
+/// divisions by b and m were ~15 instructions each, several per tile.
+constexpr int kMaxRows = 1024;  // N' of any head that fits one CTA (D = 32: ~900)
+static_assert(kMaxRows * kMaxRows <= (1 << kDivShift), "r / n exact for r, n <= kMaxRows");
+__host__ __device__ inline unsigned inverse(int n) { return ((1u << kDivShift) + n - 1) / n; }
+__device__ inline int divide(int r, unsigned inv) { return static_cast<int>((static_cast<unsigned>(r) * inv) >> kDivShift); }
+
+/// Elements of pad after each block of b rows: see Layout.
+__host__ __device__ inline int block_pad(int b) { return b % 2 == 0 ? kSkew : 0; }
 
 /// Where padded row r of a head tile starts: element r (D + kSkew) + (r / b) pad.
 /// Why the pad: the L-update and r_stats gather rows k*b + j, k = k0..k0+7, into one ldmatrix
@@ -50,14 +61,6 @@ constexpr int kDivShift = 20;          // r / b = (r ceil(2^20 / b)) >> 20, exac
 /// were excess ones). 16 more bytes after each block of an even b make the stride b u + 1 units, odd,
 /// so the 8 rows fall in 8 distinct bank quads; for odd b the stride b u is odd already and the pad
 /// is 0. Consecutive rows stay u units apart (the R-update's tiles), except across a block boundary.
-/// r / n for 0 <= r < kMaxRows and n <= kMaxRows, as a multiply and a shift by inv = ceil(2^20 / n): the
-/// error r (inv - 2^20 / n) / 2^20 stays below 1 / n, so the floor is exact. Step 14: the runtime
-/// divisions by b and m were ~15 instructions each, several per tile.
-constexpr int kMaxRows = 1024;  // N' of any head that fits one CTA (D = 32: ~900)
-static_assert(kMaxRows * kMaxRows <= (1 << kDivShift), "r / n exact for r, n <= kMaxRows");
-__host__ __device__ inline unsigned inverse(int n) { return ((1u << kDivShift) + n - 1) / n; }
-__device__ inline int divide(int r, unsigned inv) { return static_cast<int>((static_cast<unsigned>(r) * inv) >> kDivShift); }
-
 struct Layout {
   int ld;          // elements per row, D + kSkew
   int pad;         // elements after each block: kSkew for even b, else 0
@@ -67,12 +70,12 @@ struct Layout {
 };
 
 __host__ __device__ inline Layout layout(int b, int m, int D) {
-  return {D + kSkew, b % 2 == 0 ? kSkew : 0, inverse(b), inverse(m)};
+  return {D + kSkew, block_pad(b), inverse(b), inverse(m)};
 }
 
 /// Elements of one head tile: every slot(r), r < tile_rows(N'), with its row.
 __host__ __device__ inline int tile_elems(int Np, int b, int D) {
-  return tile_rows(Np) * (D + kSkew) + (tile_rows(Np) / b + 1) * (b % 2 == 0 ? kSkew : 0);
+  return tile_rows(Np) * (D + kSkew) + (tile_rows(Np) / b + 1) * block_pad(b);
 }
 
 /// Shared bytes of level 6's kernel: level 4's layout plus the block pads (816 bytes at N' = 256,
