@@ -134,16 +134,17 @@ CheckedSession& checked_session(int E, int N, mc::Level level, int T) {
   static CheckedSession c;
   const auto key = std::make_tuple(E, N, static_cast<int>(level), T);
   if (c.s && c.key == key) return c;
-  c.s.reset();  // free the previous problem's device memory first
+  c.s.reset();  // free the previous problem's device memory first (and forget it if this one throws)
   const Inputs& in = inputs(E, N);
   Options opt;
   opt.steps = T;
-  c.s = std::make_unique<mc::MonarchSession>(E, kHeads, N, kDim, kDim, opt, mc::Config{level, kDType});
-  c.s->upload(in.Q, in.K, in.V, nullptr);
-  c.s->poison();
-  c.s->run();  // also the warm-up
-  const Tensor4<float> O = c.s->output();
+  auto s = std::make_unique<mc::MonarchSession>(E, kHeads, N, kDim, kDim, opt, mc::Config{level, kDType});
+  s->upload(in.Q, in.K, in.V, nullptr);
+  s->poison();
+  s->run();  // also the warm-up
+  const Tensor4<float> O = s->output();
   c.err = rel_error(reference_head0(E, N, T).data(), O.head(0, 0), O.head_size());
+  c.s = std::move(s);
   c.key = key;
   return c;
 }
