@@ -75,38 +75,16 @@ __device__ __forceinline__ void load_tile_async(T* tile, int rows, int width, co
 }
 
 /// The same for rows that are contiguous in global memory: tile row r < rows comes from
-/// base + (r - lo) * width for lo <= r < hi and is zero otherwise. Each thread keeps one 16-byte
-/// column piece and walks down the rows with a pointer increment, so a piece costs a compare and
-/// an add instead of a row lookup (Nsight Compute: the row lookups were half of level 4's
-/// instructions).
-template <class T, int D, int kThreads>
-__device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, const T* base, int lo, int hi,
-                                                int tid) {
-  constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
-  constexpr int kPieces = D / kPerPiece;             // 16-byte pieces per row
-  constexpr int kRowsPerPass = kThreads / kPieces;   // rows the CTA covers in one pass
-  static_assert(kThreads % kPieces == 0, "every thread keeps one column piece");
-  const int pc = tid % kPieces;
-  const bool col_in = pc * kPerPiece < width;
-  int r = tid / kPieces;
-  std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;  // of row r, piece pc
-  T* dst = tile + r * (D + kSkew) + pc * kPerPiece;
-  for (; r < rows; r += kRowsPerPass, offset += static_cast<std::ptrdiff_t>(kRowsPerPass) * width,
-                   dst += kRowsPerPass * (D + kSkew)) {
-    const bool copy = col_in && r >= lo && r < hi;
-    cp_async_16(dst, copy ? base + offset : base, copy ? kCopyBytes : 0);
-  }
-}
-
-/// The same, for a tile whose rows are not evenly spaced: tile row r < rows starts at element slot(r)
-/// (level 6 pads after each block of rows). One piece per thread, as above; the row's offset is
-/// computed instead of incremented.
+/// base + (r - lo) * width for lo <= r < hi and is zero otherwise, and starts at element slot(r) of
+/// the tile (level 6 pads after each block of rows). Each thread keeps one 16-byte column piece and
+/// walks down the rows with a pointer increment, so a piece costs a compare and an add instead of a
+/// row lookup (Nsight Compute: the row lookups were half of level 4's instructions).
 template <class T, int D, int kThreads, class Slot>
 __device__ __forceinline__ void load_rows_async(T* tile, Slot slot, int rows, int width, const T* base, int lo,
                                                 int hi, int tid) {
   constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
-  constexpr int kPieces = D / kPerPiece;
-  constexpr int kRowsPerPass = kThreads / kPieces;
+  constexpr int kPieces = D / kPerPiece;             // 16-byte pieces per row
+  constexpr int kRowsPerPass = kThreads / kPieces;   // rows the CTA covers in one pass
   static_assert(kThreads % kPieces == 0, "every thread keeps one column piece");
   const int pc = tid % kPieces;
   const bool col_in = pc * kPerPiece < width;
@@ -116,6 +94,13 @@ __device__ __forceinline__ void load_rows_async(T* tile, Slot slot, int rows, in
     const bool copy = col_in && r >= lo && r < hi;
     cp_async_16(tile + slot(r) + pc * kPerPiece, copy ? src : base, copy ? kCopyBytes : 0);
   }
+}
+
+/// The same, for a tile of evenly spaced rows: row r at element r (D + kSkew).
+template <class T, int D, int kThreads>
+__device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, const T* base, int lo, int hi,
+                                                int tid) {
+  load_rows_async<T, D, kThreads>(tile, [](int r) { return r * (D + kSkew); }, rows, width, base, lo, hi, tid);
 }
 
 /// Points the warp at its row strip; row_addr(r) is the shared address of row r < 16 (any rows, in

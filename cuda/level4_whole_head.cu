@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
       for (int tile = warp; tile < tiles; tile += kWarps) {
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
-        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? (r0 + g + 8 * h) / p.m : kNoRow;
+        position_rows<Step::LUpdate>(w, p, geo, r0, g, [&](int row) { return row / p.m; });
         // q_(l,j) for position-major row j*m + l: padded row l*b + j (past N': a zero row).
         bind_rows<D>(w, [&](int r) { return Qs + padded_of[r0 + r] * kLd; }, lane);
         for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk) {
@@ -173,19 +173,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
           if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, vals, grp_m + c0, bias_L + c0, scale2, lane);
           else warp_chunk<T, Step::LUpdate, D, kChunk, false>(w, keys, vals, grp_m + c0, bias_L + c0, scale2, lane);
         }
-        for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          if (row >= p.Np) continue;
-          if (!last) {  // eq. (11)'s column bias: lse_L log2(e) for a valid query, +inf otherwise
-            if (t == 0) bias_R[row] = valid_e[padded_of[row]] ? log_normaliser(w, h) * kLog2e : INFINITY;
-            continue;
-          }
-          if (dump && t == 0) p.lse_L[head0 + row] = log_normaliser(w, h);
-          const int n = padded_of[row] - p.off;  // eq. (1): pads are dropped
-          if (n < 0 || n >= p.N) continue;
-          T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
-          store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // some block is valid: Z > 0
-        }
+        finish_l_update<T, D>(w, p, geo, valid_e, head, r0, last, dump, lane);
       }
       if (last) break;
       __syncthreads();  // the r_stats biases are in bias_R for every warp
@@ -197,23 +185,13 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
       for (int tile = warp; tile < tiles; tile += kWarps) {
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
-        for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          w.row_group[h] = row < p.Np ? row / p.m : kNoRow;
-          w.row_bias[h] = row < p.Np ? bias_L[row] : INFINITY;  // c_L[k, j] log2(e)
-        }
+        position_rows<Step::RStats>(w, p, geo, r0, g, [&](int row) { return row / p.m; });
         bind_rows<D>(w, [&](int r) { return KA + (r0 + r) * kLd; }, lane);
         for (int c0 = r0 / p.m * p.m / kChunk * kChunk; c0 < (r_last / p.m + 1) * p.m; c0 += kChunk)
           warp_chunk<T, Step::RStats, D, kChunk, false>(
               w, [&](int c) { return Qs + padded_of[clamp(c0 + c)] * kLd; }, [&](int c) { return Qs; }, grp_m + c0,
               bias_R + c0, scale2, lane);
-        finish_row_sums(w);
-        for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          if (row >= p.Np) continue;
-          const float inv = 1.0f / fmaxf(w.run_sum[h], FLT_MIN);  // c_R = 0: alpha_R = 0, a uniform R row
-          store_row<T, D>(VY + padded_of[row] * kLd, w.acc_k, h, inv, p.d, lane);
-        }
+        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded) { return VY + padded * kLd; }, lane);
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }
@@ -223,7 +201,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
 template <class T, int D, bool kRounds>
 void launch(const Problem& p, bool dump) {
   constexpr auto kernel = whole_head_kernel<T, D, kRounds>;
-  const std::size_t bytes = head_shared_bytes<T, D>(p.Np);
+  const std::size_t bytes = head_shared_bytes(p.Np, D, sizeof(T));
   const int heads = p.E * p.H;
   // Persistent: one CTA per resident slot (each owns scratch rows [slot N', slot N' + N'), which
   // the session's alpha_L_pm, Y_pm hold since the grid never exceeds the number of heads).
@@ -234,18 +212,9 @@ void launch(const Problem& p, bool dump) {
 }
 
 bool fits(const Problem& p, int /*rounds: any T runs in the one launch*/) {
-  std::size_t bytes = 0;
-  dispatch_dtype(p.dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    if constexpr (!std::is_same_v<T, float>) {
-      switch (fused_dim(p.d, p.dv)) {
-        case 32: bytes = head_shared_bytes<T, 32>(p.Np); break;
-        case 64: bytes = head_shared_bytes<T, 64>(p.Np); break;
-        default: bytes = head_shared_bytes<T, 128>(p.Np); break;
-      }
-    }
-  });
-  return bytes > 0 && bytes <= static_cast<std::size_t>(max_optin_shared());
+  static_assert(sizeof(__half) == sizeof(__nv_bfloat16), "one size for both tensor-core dtypes");
+  return p.dtype != DType::F32 &&
+         head_shared_bytes(p.Np, fused_dim(p.d, p.dv), sizeof(__half)) <= static_cast<std::size_t>(max_optin_shared());
 }
 
 void whole(const Problem& p, bool dump) {

@@ -39,7 +39,6 @@ namespace {
 using namespace fused;
 using namespace whole_head;
 
-constexpr int kHeadTiles = 3;  // Q, K, V (then alpha_L, Y, the mean queries)
 constexpr int kDivShift = 20;  // divide() below: r / n as (r inverse(n)) >> 20
 
 /// r / n for 0 <= r < kMaxRows and n <= kMaxRows, as a multiply and a shift by inv = ceil(2^20 / n): the
@@ -73,17 +72,17 @@ __host__ __device__ inline Layout layout(int b, int m, int D) {
   return {D + kSkew, block_pad(b), inverse(b), inverse(m)};
 }
 
+/// Elements of the pads after the blocks of one head tile: slot(r) of the last row, r < tile_rows(N'),
+/// is r (D + kSkew) + (r / b) pad, and its row ends before tile_rows(N') (D + kSkew) + (tile_rows / b + 1) pad.
+__host__ __device__ inline int tile_pad(int Np, int b) { return (tile_rows(Np) / b + 1) * block_pad(b); }
 /// Elements of one head tile: every slot(r), r < tile_rows(N'), with its row.
-__host__ __device__ inline int tile_elems(int Np, int b, int D) {
-  return tile_rows(Np) * (D + kSkew) + (tile_rows(Np) / b + 1) * block_pad(b);
-}
+__host__ __device__ inline int tile_elems(int Np, int b, int D) { return tile_rows(Np) * (D + kSkew) + tile_pad(Np, b); }
 
 /// Shared bytes of level 6's kernel: level 4's layout plus the block pads (816 bytes at N' = 256,
 /// b = 16, d = 64: two CTAs still share an SM).
 inline std::size_t in_place_bytes(const Problem& p) {
   static_assert(sizeof(__half) == sizeof(__nv_bfloat16), "one size for both tensor-core dtypes");
-  return kHeadTiles * static_cast<std::size_t>(tile_elems(p.Np, p.b, fused_dim(p.d, p.dv))) * sizeof(__half) +
-         geometry_bytes(p.Np);
+  return head_shared_bytes(p.Np, fused_dim(p.d, p.dv), sizeof(__half), tile_pad(p.Np, p.b));
 }
 
 constexpr int kWarps = 8;              // warps per CTA
@@ -215,7 +214,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
       for (int tile = warp; tile < tiles; tile += kWarps) {
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
-        for (int h = 0; h < 2; ++h) w.row_group[h] = r0 + g + 8 * h < p.Np ? divide(r0 + g + 8 * h, L.inv_m) : kNoRow;
+        position_rows<Step::LUpdate>(w, p, geo, r0, g, [&](int row) { return divide(row, L.inv_m); });
         bind_rows<D>(w, [&](int r) { return queries + L.slot(geo.padded_of[r0 + r]); }, lane);  // q_(l,j)
         for (int c0 = divide(r0, L.inv_m) * p.m / kChunk * kChunk; c0 < (divide(r_last, L.inv_m) + 1) * p.m; c0 += kChunk) {
           auto keys = [&](int c) { return KA + L.slot(geo.padded_of[c0 + c]); };
@@ -223,19 +222,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
           if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
           else warp_chunk<T, Step::LUpdate, D, kChunk, false>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
         }
-        for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          if (row >= p.Np) continue;
-          if (!last) {  // eq. (11)'s column bias: lse_L log2(e) for a valid query, +inf otherwise
-            if (t == 0) geo.bias_R[row] = valid_e[geo.padded_of[row]] ? log_normaliser(w, h) * kLog2e : INFINITY;
-            continue;
-          }
-          if (kDump && t == 0) p.lse_L[head0 + row] = log_normaliser(w, h);
-          const int n = geo.padded_of[row] - p.off;  // eq. (1): pads are dropped
-          if (n < 0 || n >= p.N) continue;
-          T* O = static_cast<T*>(p.O) + (tok0 + n) * p.dv;
-          store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // some block is valid: Z > 0
-        }
+        finish_l_update<T, D>(w, p, geo, valid_e, head, r0, last, kDump, lane);
       }
       if (last) break;
       __syncthreads();  // the r_stats biases are in bias_R for every warp
@@ -247,23 +234,13 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
       for (int tile = warp; tile < tiles; tile += kWarps) {
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
-        for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          w.row_group[h] = row < p.Np ? divide(row, L.inv_m) : kNoRow;
-          w.row_bias[h] = row < p.Np ? geo.bias_L[row] : INFINITY;  // c_L[k, j] log2(e)
-        }
+        position_rows<Step::RStats>(w, p, geo, r0, g, [&](int row) { return divide(row, L.inv_m); });
         bind_rows<D>(w, [&](int r) { return KA + L.slot(geo.padded_of[r0 + r]); }, lane);
         for (int c0 = divide(r0, L.inv_m) * p.m / kChunk * kChunk; c0 < (divide(r_last, L.inv_m) + 1) * p.m; c0 += kChunk)
           warp_chunk<T, Step::RStats, D, kChunk, false>(
               w, [&](int c) { return Qs + L.slot(geo.padded_of[c0 + c]); }, [&](int c) { return Qs; }, geo.grp_m + c0,
               geo.bias_R + c0, scale2, lane);
-        finish_row_sums(w);
-        for (int h = 0; h < 2; ++h) {
-          const int row = r0 + g + 8 * h;
-          if (row >= p.Np) continue;
-          const float inv = 1.0f / fmaxf(w.run_sum[h], FLT_MIN);  // c_R = 0: alpha_R = 0, a uniform R row
-          store_row<T, D>(VY + L.slot(geo.padded_of[row]), w.acc_k, h, inv, p.d, lane);
-        }
+        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded) { return VY + L.slot(padded); }, lane);
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -76,13 +77,67 @@ __device__ inline void set_bias_R(const Arrays& a, const Problem& p, const std::
   for (int c = tid; c < column_slots(p.Np); c += threads) a.bias_R[c] = c < p.Np && valid_e[c] ? 0.0f : INFINITY;
 }
 
-/// Shared bytes of one resident head: Q, K, V (then alpha_L, Y or the mean queries) as three
-/// (rows, D + kSkew) tiles of T, then the geometry arrays. At N' = 256, d = 64 this is 112 KB: two CTAs
-/// share an SM's 228 KB. Levels 4 and 6 use the same layout, so one fit test serves both.
+/// This thread's two rows (g, g + 8) of a position-major tile starting at row r0 (the L-update's
+/// rows (l, j), or r_stats' rows alpha_L[k, j]): their position j = row / m, given as div_m(row) (level
+/// 6 divides by multiplying), and for r_stats the row bias c_L[k, j] log2(e).
+template <fused::Step kStep, int D, class DivM>
+__device__ __forceinline__ void position_rows(fused::WarpRows<D>& w, const Problem& p, const Arrays& geo, int r0,
+                                              int g, DivM div_m) {
+  #pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + g + 8 * h;
+    w.row_group[h] = row < p.Np ? div_m(row) : fused::kNoRow;
+    if constexpr (kStep == fused::Step::RStats) w.row_bias[h] = row < p.Np ? geo.bias_L[row] : INFINITY;
+  }
+}
+
+/// The end of an L-update tile (position-major rows r0..r0+15) of head `head`, eq. (13). The last
+/// round writes o = L Y, eq. (4), for the rows that are tokens (pads are dropped, eq. (1)), and with
+/// `dump` the normaliser lse_L; a round before the last keeps only lse_L log2(e), as the column bias
+/// of the next r_stats, in bias_R (+inf for an invalid query).
 template <class T, int D>
-std::size_t head_shared_bytes(int Np) {
+__device__ __forceinline__ void finish_l_update(const fused::WarpRows<D>& w, const Problem& p, const Arrays& geo,
+                                                const std::uint8_t* valid_e, int head, int r0, bool last, bool dump,
+                                                int lane) {
+  const int g = lane / 4, t = lane % 4;
+  #pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + g + 8 * h;
+    if (row >= p.Np) continue;
+    if (!last) {
+      if (t == 0) geo.bias_R[row] = valid_e[geo.padded_of[row]] ? fused::log_normaliser(w, h) * fused::kLog2e : INFINITY;
+      continue;
+    }
+    if (dump && t == 0) p.lse_L[static_cast<std::size_t>(head) * p.Np + row] = fused::log_normaliser(w, h);
+    const int n = geo.padded_of[row] - p.off;
+    if (n < 0 || n >= p.N) continue;
+    T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
+    fused::store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // some block is valid: Z > 0
+  }
+}
+
+/// The end of an r_stats tile (rows alpha_L[k, j], position-major from r0), eq. (11): the mean query
+/// alpha_R / max(c_R, tiny) of (k, j), in the input dtype (as level 3's R-update rounds it), to
+/// row_addr(padded row k*b + j). c_R = 0 gives alpha_R = 0: a uniform R row.
+template <class T, int D, class RowAddr>
+__device__ __forceinline__ void finish_r_stats(fused::WarpRows<D>& w, const Problem& p, const Arrays& geo, int r0,
+                                               RowAddr row_addr, int lane) {
+  fused::finish_row_sums(w);
+  #pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + lane / 4 + 8 * h;
+    if (row >= p.Np) continue;
+    fused::store_row<T, D>(row_addr(geo.padded_of[row]), w.acc_k, h, 1.0f / fmaxf(w.run_sum[h], FLT_MIN), p.d, lane);
+  }
+}
+
+/// Shared bytes of one resident head: Q, K, V (then alpha_L, Y or the mean queries) as three
+/// (rows, D + kSkew) tiles of elements of elem_bytes, each followed by tile_pad more elements (level
+/// 6's block pads), then the geometry arrays. At N' = 256, D = 64 this is 112 KB: two CTAs share an
+/// SM's 228 KB. Levels 4 and 6 both size their shared memory here, so one fit test serves both.
+inline std::size_t head_shared_bytes(int Np, int D, std::size_t elem_bytes, int tile_pad = 0) {
   constexpr int kHeadTiles = 3;
-  return kHeadTiles * static_cast<std::size_t>(tile_rows(Np)) * (D + fused::kSkew) * sizeof(T) +
+  return kHeadTiles * (static_cast<std::size_t>(tile_rows(Np)) * (D + fused::kSkew) + tile_pad) * elem_bytes +
          geometry_bytes(Np);
 }
 
