@@ -18,21 +18,26 @@ constexpr int kRows = kM * kWarps;       // rows per CTA: one 16-row strip per w
 constexpr int kStages = 2;               // column chunks in flight: compute one while the next lands
 constexpr int kMaxDim = 128;             // = max_head_dim(Level::Fused)
 
-/// Columns per chunk: 32. A warp's score fragments cost kChunk / 2 registers per thread, and at
-/// 64 columns the r_update kernel needed 173 registers, which held an SM to two CTAs (8 warps, too
-/// few to hide the latency of mma.sync and ex2 chains: Nsight Compute, bench/NOTES.md "Level 3").
-template <int D>
-constexpr int chunk_cols() { return 32; }
-/// CTAs per SM the kernels are compiled for (__launch_bounds__): four at D <= 64 caps registers at
-/// 128 per thread, so 16 warps share an SM; two at D = 128, where the accumulators alone need 128.
-template <int D>
-constexpr int min_ctas() { return D > 64 ? 2 : 4; }
+/// Columns per chunk. A warp's score fragments cost kChunk / 2 registers per thread; each chunk also
+/// costs two barriers, the softmax's quad reductions and a rescale vote, whatever its width. 64
+/// columns (step 15: -5 to -9% against 32 at N >= 4096), except where 64 would not fit the
+/// registers: the R-update without values (level 3 compiles it for four CTAs per SM, below) and
+/// any R-update at D = 128. (Step 4: at 173 registers a 64-column R-update held an SM to two CTAs,
+/// too few warps to hide the mma.sync and ex2 chains.) Levels 3 and 5 use the same widths, so their
+/// sums run in the same order and their outputs are bit-identical.
+template <int D, Step kStep, bool kVals>
+constexpr int chunk_cols() { return kStep != Step::RUpdate || (kVals && D <= 64) ? 64 : 32; }
+/// CTAs per SM a level-3 kernel is compiled for (__launch_bounds__), which caps its registers: four
+/// at D <= 64 (128 registers, 16 warps per SM), except the R-update with values, whose two D-wide
+/// accumulators and 64 columns of scores need ~166 (three CTAs); two at D = 128, where the
+/// accumulators alone need 128.
+template <int D, Step kStep, bool kVals>
+constexpr int min_ctas() { return D > 64 ? 2 : kStep == Step::RUpdate && kVals ? 3 : 4; }
 
-
-template <class T, int D, bool kVals>
+template <class T, int D, Step kStep, bool kVals>
 struct Smem {
   static constexpr int kLd = D + kSkew;        // row stride of every tile (elements)
-  static constexpr int kChunk = chunk_cols<D>();
+  static constexpr int kChunk = chunk_cols<D, kStep, kVals>();
   static constexpr std::size_t kRowsOff = 0;                                        // (kRows, D)   T
   static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kStages, kChunk, D) T
   static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kStages * kChunk * kLd;  // same, if kVals
@@ -42,6 +47,14 @@ struct Smem {
   static_assert(kKeysOff % kCopyBytes == 0 && kValsOff % kCopyBytes == 0 && kGroupOff % kCopyBytes == 0,
                 "cp.async and ldmatrix need 16-byte aligned rows");
 };
+
+/// Shared bytes that hold any step's tile (level 5 runs every step in one kernel).
+template <class T, int D>
+constexpr std::size_t any_step_bytes() {
+  const std::size_t r = Smem<T, D, Step::RUpdate, true>::kBytes, l = Smem<T, D, Step::LUpdate, true>::kBytes,
+                    s = Smem<T, D, Step::RStats, false>::kBytes;
+  return r > l ? (r > s ? r : s) : (l > s ? l : s);
+}
 
 /// One CTA's work in one step: rows [r0, r0 + kRows) (r0 = tile kRows) of one head, every column
 /// chunk of the groups they touch, in round `round` (1: the R-update reads q itself, eq. (14)).
@@ -58,7 +71,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   static_assert(D % kK == 0 && D <= kMaxDim, "D is whole k16 steps, at most kMaxDim (validate_session)");
   static_assert(kRows == kM * kWarps && kThreads == 32 * kWarps, "one 16-row strip per warp");
   static_assert(!(kStep == Step::RStats && kVals), "r_stats sums the keys themselves (valid q)");
-  using S = Smem<T, D, kVals>;
+  using S = Smem<T, D, kStep, kVals>;
   constexpr int kChunk = S::kChunk, kLd = S::kLd;
 
   T* rows_s = reinterpret_cast<T*>(smem + S::kRowsOff);
@@ -76,34 +89,6 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const int n_chunks = (c_end - c_beg + kChunk - 1) / kChunk;
   const T* Qh = static_cast<const T*>(p.Q);
   const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
-
-  // ---- Row tile (kRows, D): the left operand of every score.
-  if constexpr (kStep == Step::RUpdate) {
-    if (round == 1) {  // eq. (14): L = I, so the mean query is q itself (zero at a pad)
-      // Tile row r is padded row r0 + r, token r0 + r - off: tokens [0, N) are rows [off - r0, off + N - r0).
-      load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, Qh + static_cast<std::size_t>(head) * p.N * p.d,
-                                      p.off - r0, p.off + p.N - r0, tid);
-    } else {  // eq. (12): mean query alpha_R / max(c_R, tiny), fp32 -> T (c_R = 0: a uniform row)
-      for (int i = tid; i < kRows * D / 2; i += kThreads) {
-        const int r = i / (D / 2), c = i % (D / 2) * 2, row = r0 + r;
-        float2 v = make_float2(0.0f, 0.0f);
-        if (row < p.Np && c < p.d) {
-          const float inv = 1.0f / fmaxf(__ldcg(p.c_R + stat0 + row), FLT_MIN);
-          v = __ldcg(reinterpret_cast<const float2*>(p.alpha_R + padded_row(p, head, row, p.d) + c));
-          v.x *= inv, v.y *= inv;
-        }
-        *reinterpret_cast<std::uint32_t*>(rows_s + r * kLd + c) = pack2<T>(v.x, v.y);
-      }
-    }
-  } else if constexpr (kStep == Step::LUpdate) {  // q_(l,j) at position-major row j*m + l
-    load_tile_async<T, D, kThreads>(rows_s, kRows, p.d, Qh, [&](int r) -> const T* {
-      const int rr = r0 + r;
-      return rr < p.Np ? token_row<T>(p, p.Q, head, rr % p.m * p.b + rr / p.m, p.d) : nullptr;
-    }, tid);
-  } else {  // r_stats: alpha_L[k, j] at position-major row j*m + k
-    load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0,
-                                    p.Np - r0, tid);
-  }
 
   // ---- Column chunk c0 .. c0 + kChunk into stage s: keys, values, and each column's group and bias.
   auto load_chunk = [&](int c0, int s) {
@@ -149,7 +134,48 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   };
 
   load_chunk(c_beg, 0);
-  cp_async_commit();
+  // ---- Row tile (kRows, D): the left operand of every score, after chunk 0 is on its way.
+  if constexpr (kStep == Step::RUpdate) {
+    if (round == 1) {  // eq. (14): L = I, so the mean query is q itself (zero at a pad)
+      // Tile row r is padded row r0 + r, token r0 + r - off: tokens [0, N) are rows [off - r0, off + N - r0).
+      load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, Qh + static_cast<std::size_t>(head) * p.N * p.d,
+                                      p.off - r0, p.off + p.N - r0, tid);
+    } else {  // eq. (12): mean query alpha_R / max(c_R, tiny), fp32 -> T (c_R = 0: a uniform row)
+      // Every load is issued before the first is used, so their latencies overlap each other and
+      // chunk 0's cp.async: a load-use loop here left the warps idle once the R-update with values
+      // ran three CTAs per SM instead of four (step 15: T = 2 got 4-8% slower until this).
+      constexpr int kPairs = kRows * D / 2 / kThreads;  // (row, column pair) items per thread
+      static_assert(kRows * D / 2 % kThreads == 0, "whole items per thread");
+      float2 v[kPairs];
+      float c_R[kPairs];
+      #pragma unroll
+      for (int k = 0; k < kPairs; ++k) {
+        const int i = tid + k * kThreads, r = i / (D / 2), c = i % (D / 2) * 2, row = r0 + r;
+        v[k] = make_float2(0.0f, 0.0f);
+        c_R[k] = 1.0f;
+        if (row < p.Np && c < p.d) {
+          c_R[k] = __ldcg(p.c_R + stat0 + row);
+          v[k] = __ldcg(reinterpret_cast<const float2*>(p.alpha_R + padded_row(p, head, row, p.d) + c));
+        }
+      }
+      #pragma unroll
+      for (int k = 0; k < kPairs; ++k) {
+        const int i = tid + k * kThreads, r = i / (D / 2), c = i % (D / 2) * 2;
+        const float inv = 1.0f / fmaxf(c_R[k], FLT_MIN);
+        *reinterpret_cast<std::uint32_t*>(rows_s + r * kLd + c) = pack2<T>(v[k].x * inv, v[k].y * inv);
+      }
+    }
+  } else if constexpr (kStep == Step::LUpdate) {  // q_(l,j) at position-major row j*m + l
+    load_tile_async<T, D, kThreads>(rows_s, kRows, p.d, Qh, [&](int r) -> const T* {
+      const int rr = r0 + r;
+      return rr < p.Np ? token_row<T>(p, p.Q, head, rr % p.m * p.b + rr / p.m, p.d) : nullptr;
+    }, tid);
+  } else {  // r_stats: alpha_L[k, j] at position-major row j*m + k
+    load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0,
+                                    p.Np - r0, tid);
+  }
+
+  cp_async_commit();  // chunk 0 and the row tile: the first wait below covers both
 
   // This warp's rows and the columns its groups own; this thread's two rows (g and g + 8).
   const int w0 = r0 + warp * kM, w_end = min(w0 + kM, p.Np);

@@ -1,7 +1,7 @@
 // Level 3: the three steps of level 2, rebuilt so that scores, weights and accumulators never
 // leave registers. Each step is one small "block-diagonal attention" over a sequence of rows:
 //
-//   step      rows r (64 per CTA)          columns c (keys, 64 per stage)   group G   sums (values)
+//   step      rows r (64 per CTA)          columns c (keys, per stage)      group G   sums (values)
 //   r_update  mean query of padded (k,j)   keys of padded index c           b         alpha_L = R K, Y = R V   eq. (12)
 //   l_update  q_(l,j), position-major      alpha_L[k, j], position-major    m         o = L Y                  eq. (13)
 //   r_stats   alpha_L[k, j], pos.-major    q_(l,j), position-major          m         alpha_R = L (valid q)    eq. (11)
@@ -9,7 +9,8 @@
 // A row only sees the columns of its own group (its block k for r_update, its position j for the
 // other two), so a CTA's 64 rows may span several small groups (b = 16: four blocks per CTA), or a
 // large group may span several CTAs (b = 256: four CTAs per block). Column chunks stream through a
-// two-stage cp.async pipeline; within a chunk each warp computes its 16 x 64 score strip with
+// two-stage cp.async pipeline (64 columns per chunk, 32 in an R-update without values or at d = 128:
+// chunk_cols in fused_tile.cuh); within a chunk each warp computes its 16 x chunk score strip with
 // mma.sync, applies the softmax to the fragments in registers (base 2, log2(e) folded into the
 // score scale), and feeds the weights straight back into mma.sync as the A operand.
 //
@@ -29,7 +30,7 @@ using namespace fused;
 
 /// One CTA of one step: tile blockIdx.x % tiles_per_head of head blockIdx.x / tiles_per_head.
 template <class T, Step kStep, int D, bool kVals>
-__global__ void __launch_bounds__(kThreads, min_ctas<D>()) level3_kernel(Problem p, int tiles_per_head) {
+__global__ void __launch_bounds__(kThreads, min_ctas<D, kStep, kVals>()) level3_kernel(Problem p, int tiles_per_head) {
   extern __shared__ __align__(128) unsigned char smem[];
   fused_tile<T, kStep, D, kVals>(p, blockIdx.x / tiles_per_head, blockIdx.x % tiles_per_head, p.round, smem,
                                  threadIdx.x);
@@ -40,10 +41,10 @@ __global__ void __launch_bounds__(kThreads, min_ctas<D>()) level3_kernel(Problem
 
 template <class T, Step kStep, int D, bool kVals>
 void launch(const Problem& p) {
-  using S = Smem<T, D, kVals>;
+  using S = Smem<T, D, kStep, kVals>;
   auto kernel = level3_kernel<T, kStep, D, kVals>;
   static const bool raised = [&] {  // once per instantiation: the default limit is 48 KB, and the
-    // default carveout may leave less shared memory than min_ctas<D>() CTAs need
+    // default carveout may leave less shared memory than min_ctas() CTAs need
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(S::kBytes)));
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
     return true;

@@ -43,6 +43,10 @@ using namespace fused;
 constexpr unsigned kPollNs = 64;  // back-off between polls of a dependency counter
 constexpr int kWorkWords = 1;     // the work counter at the start of Problem::sync
 constexpr long long kMaxItems = 1LL << 30;  // items per launch: item + grid stays below 2^31
+/// CTAs per SM the one kernel is compiled for: the budget of its largest tile, the R-update with
+/// values (three at D <= 64), whose 64-column chunks would spill under level 3's other kernels' four.
+template <int D>
+constexpr int kCtas = min_ctas<D, Step::RUpdate, true>();
 
 /// Steps of rounds 1..t: two in round 1 (R, L), three in each later one (S, R, L).
 __host__ __device__ constexpr int steps_through(int t) { return t < 1 ? 0 : 2 + 3 * (t - 1); }
@@ -95,7 +99,7 @@ __device__ __forceinline__ Item decode(const Schedule& c, int item) {
 /// (r_stats, and R- and L-updates with and without values); without it only round 1 with values,
 /// which is all T = 1 runs, so its code is two tiles' worth instead of five.
 template <class T, int D, bool kAllSteps>
-__global__ void __launch_bounds__(kThreads, min_ctas<D>())
+__global__ void __launch_bounds__(kThreads, kCtas<D>)
     one_launch_kernel(Problem p, int first_round, int last_round, int final_round, bool want_all, unsigned* sync) {
   static_assert(kThreads == 32 * kWarps, "the tile's CTA shape (cuda/fused_tile.cuh)");
   extern __shared__ __align__(128) unsigned char smem[];
@@ -179,16 +183,16 @@ __global__ void __launch_bounds__(kThreads, min_ctas<D>())
 
 template <class T, int D, bool kAllSteps>
 void launch(const Problem& p, int first, int last, int final_round, bool want_all) {
-  using S = Smem<T, D, true>;  // the largest tile (with values); r_stats uses a prefix of it
+  constexpr std::size_t kBytes = any_step_bytes<T, D>();
   auto kernel = one_launch_kernel<T, D, kAllSteps>;
   static const bool raised = [&] {  // once per instantiation, as in level 3
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(S::kBytes)));
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
     return true;
   }();
   (void)raised;
   int per_sm = 0, dev = 0, sms = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, S::kBytes));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, kBytes));
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int heads = p.E * p.H, tiles = (p.Np + kRows - 1) / kRows;
@@ -197,7 +201,7 @@ void launch(const Problem& p, int first, int last, int final_round, bool want_al
   // The counters start at zero for every launch: one small memset on the same stream.
   const std::size_t words = kWorkWords + static_cast<std::size_t>(steps_through(last) - steps_through(first - 1)) * heads;
   CUDA_CHECK(cudaMemsetAsync(p.sync, 0, words * sizeof(unsigned)));
-  kernel<<<static_cast<unsigned>(grid), kThreads, S::kBytes>>>(p, first, last, final_round, want_all, p.sync);
+  kernel<<<static_cast<unsigned>(grid), kThreads, kBytes>>>(p, first, last, final_round, want_all, p.sync);
   CUDA_CHECK_LAUNCH("level5 one_launch_kernel");
 }
 
