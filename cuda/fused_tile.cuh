@@ -90,8 +90,8 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const T* Qh = static_cast<const T*>(p.Q);
   const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
 
-  // ---- Column chunk c0 .. c0 + kChunk into stage s: keys, values, and each column's group and bias.
-  auto load_chunk = [&](int c0, int s) {
+  // ---- Column chunk c0 .. c0 + kChunk into stage s: keys and values (cp.async).
+  auto copy_chunk = [&](int c0, int s) {
     T* keys = keys_s + s * kChunk * kLd;
     T* vals = vals_s + s * kChunk * kLd;
     auto in = [&](int c) { return c0 + c < c_end; };
@@ -115,25 +115,45 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
         return in(c) ? token_row<T>(p, p.Q, head, cc % p.m * p.b + cc / p.m, p.d) : nullptr;
       }, tid);
     }
-    for (int c = tid; c < kChunk; c += kThreads) {
-      const int cc = c0 + c;
-      int grp = kNoGroup;
-      float bias = INFINITY;  // log2-domain offset subtracted from the column's score; +inf masks it
-      if (cc < c_end) {
-        grp = cc / G;
-        if constexpr (kStep == Step::RUpdate) bias = valid_e[cc] ? 0.0f : INFINITY;
-        else if constexpr (kStep == Step::LUpdate) bias = __ldcg(p.c_L_pm + stat0 + cc) * kLog2e;  // +inf: empty block
-        else {
-          const int padded = cc % p.m * p.b + cc / p.m;
-          bias = valid_e[padded] ? __ldcg(p.lse_L + stat0 + cc) * kLog2e : INFINITY;
-        }
+  };
+
+  // ---- Column c0 + tid's group and bias, for threads tid < kChunk: read from global memory when the
+  // chunk's copies are issued, published to shared memory a chunk of work later, so that the loads'
+  // latency passes under that work. (Step 16: published at once, they stalled the warps that read
+  // them, and the barrier made every warp wait for those.)
+  struct Column {
+    int grp = kNoGroup;  // kNoGroup past the groups: masked
+    bool valid = false;  // a valid key (R-update), a non-empty block (L-update), a valid query (r_stats)
+    float raw = 0.0f;    // c_L (L-update) or lse_L (r_stats) of the column
+  };
+  static_assert(kChunk <= kThreads, "one column per thread");
+  auto read_column = [&](int c0) {
+    Column col;
+    const int cc = c0 + tid;
+    if (tid < kChunk && cc < c_end) {
+      col.grp = cc / G;
+      if constexpr (kStep == Step::RUpdate) {
+        col.valid = valid_e[cc];
+      } else if constexpr (kStep == Step::LUpdate) {
+        col.valid = true;  // an empty block has c_L = +inf
+        col.raw = __ldcg(p.c_L_pm + stat0 + cc);
+      } else {
+        col.valid = valid_e[cc % p.m * p.b + cc / p.m];
+        col.raw = __ldcg(p.lse_L + stat0 + cc);
       }
-      group_s[s * kChunk + c] = grp;
-      bias_s[s * kChunk + c] = bias;
+    }
+    return col;
+  };
+  // The bias is the log2-domain offset subtracted from the column's score; +inf masks the column.
+  auto publish_column = [&](const Column& col, int s) {
+    if (tid < kChunk) {
+      group_s[s * kChunk + tid] = col.grp;
+      bias_s[s * kChunk + tid] = col.grp != kNoGroup && col.valid ? col.raw * kLog2e : INFINITY;
     }
   };
 
-  load_chunk(c_beg, 0);
+  copy_chunk(c_beg, 0);
+  const Column first = read_column(c_beg);
   // ---- Row tile (kRows, D): the left operand of every score, after chunk 0 is on its way.
   if constexpr (kStep == Step::RUpdate) {
     if (round == 1) {  // eq. (14): L = I, so the mean query is q itself (zero at a pad)
@@ -176,6 +196,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   }
 
   cp_async_commit();  // chunk 0 and the row tile: the first wait below covers both
+  publish_column(first, 0);
 
   // This warp's rows and the columns its groups own; this thread's two rows (g and g + 8).
   const int w0 = r0 + warp * kM, w_end = min(w0 + kM, p.Np);
@@ -192,8 +213,11 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
 
   for (int i = 0; i < n_chunks; ++i) {
     const int c0 = c_beg + i * kChunk, s = i % kStages;
-    if (i + 1 < n_chunks) {
-      load_chunk(c0 + kChunk, (i + 1) % kStages);
+    const bool more = i + 1 < n_chunks;
+    Column next;
+    if (more) {
+      copy_chunk(c0 + kChunk, (i + 1) % kStages);
+      next = read_column(c0 + kChunk);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -208,7 +232,10 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
           w, [&](int c) { return keys + c * kLd; }, [&](int c) { return vals + c * kLd; }, group_s + s * kChunk,
           bias_s + s * kChunk, scale2, lane);
     }
-    __syncthreads();  // every warp is done with stage s before the next iteration refills it
+    // Stage i + 1 was last read in iteration i - 1, before its closing barrier.
+    if (more) publish_column(next, (i + 1) % kStages);
+    __syncthreads();  // every warp is done with stage s before the next iteration refills it, and
+                      // chunk i + 1's groups and biases are in shared memory
   }
 
   // ---- Epilogue: this thread's two rows.
