@@ -3,6 +3,7 @@
 // a persistent loop over every step of every round. The algorithm is described in level3_fused.cu.
 #pragma once
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 
@@ -51,9 +52,8 @@ struct Smem {
 /// Shared bytes that hold any step's tile (level 5 runs every step in one kernel).
 template <class T, int D>
 constexpr std::size_t any_step_bytes() {
-  const std::size_t r = Smem<T, D, Step::RUpdate, true>::kBytes, l = Smem<T, D, Step::LUpdate, true>::kBytes,
-                    s = Smem<T, D, Step::RStats, false>::kBytes;
-  return r > l ? (r > s ? r : s) : (l > s ? l : s);
+  return std::max({Smem<T, D, Step::RUpdate, true>::kBytes, Smem<T, D, Step::LUpdate, true>::kBytes,
+                   Smem<T, D, Step::RStats, false>::kBytes});
 }
 
 /// One CTA's work in one step: rows [r0, r0 + kRows) (r0 = tile kRows) of one head, every column
@@ -112,7 +112,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     } else {  // r_stats: q_(l,j) at position-major c = j*m + l
       load_tile_async<T, D, kThreads>(keys, kChunk, p.d, Qh, [&](int c) -> const T* {
         const int cc = c0 + c;
-        return in(c) ? token_row<T>(p, p.Q, head, cc % p.m * p.b + cc / p.m, p.d) : nullptr;
+        return in(c) ? token_row<T>(p, p.Q, head, padded_of_pm(p, cc), p.d) : nullptr;
       }, tid);
     }
   };
@@ -138,7 +138,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
         col.valid = true;  // an empty block has c_L = +inf
         col.raw = __ldcg(p.c_L_pm + stat0 + cc);
       } else {
-        col.valid = valid_e[cc % p.m * p.b + cc / p.m];
+        col.valid = valid_e[padded_of_pm(p, cc)];
         col.raw = __ldcg(p.lse_L + stat0 + cc);
       }
     }
@@ -188,7 +188,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   } else if constexpr (kStep == Step::LUpdate) {  // q_(l,j) at position-major row j*m + l
     load_tile_async<T, D, kThreads>(rows_s, kRows, p.d, Qh, [&](int r) -> const T* {
       const int rr = r0 + r;
-      return rr < p.Np ? token_row<T>(p, p.Q, head, rr % p.m * p.b + rr / p.m, p.d) : nullptr;
+      return rr < p.Np ? token_row<T>(p, p.Q, head, padded_of_pm(p, rr), p.d) : nullptr;
     }, tid);
   } else {  // r_stats: alpha_L[k, j] at position-major row j*m + k
     load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0,
@@ -256,13 +256,13 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
       // Some block of every position has a valid key, so Z > 0.
       if (t == 0) p.lse_L[stat0 + row] = log_normaliser(w, h);
       if constexpr (kVals) {
-        const int n = row % p.m * p.b + row / p.m - p.off;  // eq. (1): pads are dropped
+        const int n = padded_of_pm(p, row) - p.off;  // eq. (1): pads are dropped
         if (n < 0 || n >= p.N) continue;
         T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
         store_row<T, D>(O, w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);
       }
     } else {
-      const int padded = row % p.m * p.b + row / p.m;  // position-major j*m + k -> block-major k*b + j
+      const int padded = padded_of_pm(p, row);  // position-major j*m + k -> block-major k*b + j
       float* aR = p.alpha_R + padded_row(p, head, padded, p.d);
       #pragma unroll
       for (int dt = 0; dt < D / kN; ++dt) {

@@ -124,6 +124,13 @@ __device__ __forceinline__ bool is_valid(const Problem& p, int head, int p_idx) 
   return p.valid[static_cast<std::size_t>(head_batch(p, head)) * p.Np + p_idx] != 0;
 }
 
+/// The perfect shuffle P of spec §2 on row indices: position-major row j*m + l is padded row l*b + j,
+/// and back.
+__host__ __device__ __forceinline__ int padded_of_pm(const Problem& p, int pm) { return pm % p.m * p.b + pm / p.m; }
+__host__ __device__ __forceinline__ int pm_of_padded(const Problem& p, int padded) {
+  return padded % p.b * p.m + padded / p.b;
+}
+
 /// Offset of row p_idx of head `head` in a padded (E H, N', cols) intermediate.
 __device__ __forceinline__ std::size_t padded_row(const Problem& p, int head, int p_idx, int cols) {
   return (static_cast<std::size_t>(head) * p.Np + p_idx) * cols;

@@ -91,7 +91,7 @@ __global__ void export_kernel(Problem p) {
   const std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   if (i >= static_cast<std::size_t>(p.Np) * w) return;
   const int row = static_cast<int>(i / w), c = static_cast<int>(i % w);
-  const std::size_t pm = static_cast<std::size_t>(head) * p.Np + static_cast<std::size_t>(row % p.b) * p.m + row / p.b;
+  const std::size_t pm = static_cast<std::size_t>(head) * p.Np + pm_of_padded(p, row);
   if (c < p.d)
     p.alpha_L[padded_row(p, head, row, p.d) + c] = to_float(static_cast<const T*>(p.alpha_L_pm)[pm * p.d + c]);
   else if (c < p.d + p.dv)

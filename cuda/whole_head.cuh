@@ -65,8 +65,8 @@ __device__ inline void init_geometry(const Arrays& a, const Problem& p, int tid,
     a.grp_m[c] = static_cast<Group>(in ? c / p.m : kNoGroup);
     if (!in) a.bias_L[c] = INFINITY;  // past N': no column
     if (c < rows) {
-      a.pm_of[c] = static_cast<Group>(in ? c % p.b * p.m + c / p.b : c);  // past N': itself, a zero row
-      a.padded_of[c] = static_cast<Group>(in ? c % p.m * p.b + c / p.m : c);
+      a.pm_of[c] = static_cast<Group>(in ? pm_of_padded(p, c) : c);  // past N': itself, a zero row
+      a.padded_of[c] = static_cast<Group>(in ? padded_of_pm(p, c) : c);
     }
   }
 }
