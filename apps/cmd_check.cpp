@@ -56,11 +56,12 @@ void run_check(const CheckArgs& a) {
   std::vector<cuda::Level> levels;
   if (a.level == 0) {
     levels = {cuda::Level::Scalar, cuda::Level::TensorCore};
-    if (dtype != cuda::DType::F32) {  // levels 3 to 6: fp16/bf16 only
+    if (dtype != cuda::DType::F32) {  // levels 3 to 7: fp16/bf16 only
       levels.push_back(cuda::Level::Fused);
       levels.push_back(cuda::Level::WholeHead);
       levels.push_back(cuda::Level::OneLaunch);
       levels.push_back(cuda::Level::InPlace);
+      levels.push_back(cuda::Level::Warpgroup);
     }
   } else
     levels = {cuda::parse_level(a.level)};
@@ -107,7 +108,8 @@ void run_check(const CheckArgs& a) {
                 : level == cuda::Level::Fused      ? "fused steps, mma.sync"
                 : level == cuda::Level::WholeHead  ? "whole head per CTA"
                 : level == cuda::Level::OneLaunch  ? "one launch per call"
-                                                   : "whole head, intermediates in place",
+                : level == cuda::Level::InPlace    ? "whole head, intermediates in place"
+                                                   : "fused steps, warpgroup wgmma",
                 a.E * a.H);
     cuda::MonarchSession s(a.E, a.H, a.N, a.d, dv, opt, {level, dtype});
     s.upload(Q, K, V, &mask);

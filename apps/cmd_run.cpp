@@ -129,16 +129,17 @@ void check_device(RunArgs& a) {
 
 #ifdef MONARCH_WITH_CUDA
 // ---- CUDA branch (issue 3) ----
-/// MonarchAttention on the GPU: the fastest level that runs the problem (level 6 for fp16/bf16 with
-/// d, d_v multiples of 8, which hands what it does not take to levels 4 and 3; otherwise level 2); --exact runs the naive cuBLAS softmax attention in the
+/// MonarchAttention on the GPU: the fastest level that runs the problem (level 7 for fp16/bf16 with
+/// d, d_v multiples of 8: level 6's whole-head kernel where a head fits, warpgroup steps where not;
+/// otherwise level 2); --exact runs the naive cuBLAS softmax attention in the
 /// same precision.
 DeviceResult run_cuda(const RunArgs& a, const AttentionInputs& in, const Options& opt) {
   const cuda::DeviceInfo dev = cuda::device_info();
   if (!dev.ok) throw std::runtime_error("--device cuda: no CUDA device (" + dev.reason + ")");
   const cuda::DType dtype = cuda::parse_dtype(a.precision);
-  constexpr int kFusedRowAlign = 8;  // levels 3 to 6 copy 16-byte row pieces (cuda/fused_warp.cuh)
+  constexpr int kFusedRowAlign = 8;  // levels 3 to 7 copy 16-byte row pieces (cuda/fused_warp.cuh)
   const bool fused = dtype != cuda::DType::F32 && in.q.D % kFusedRowAlign == 0 && in.v.D % kFusedRowAlign == 0;
-  const cuda::Config cfg{fused ? cuda::Level::InPlace : cuda::Level::TensorCore, dtype};
+  const cuda::Config cfg{fused ? cuda::Level::Warpgroup : cuda::Level::TensorCore, dtype};
   // Narrowed to float for the device, which rounds further to fp16/bf16 if asked.
   constexpr const char* kRange = ", outside the fp32 range of --device cuda";
   const Tensor4<float> q = narrow_to_float(in.q, "q", a.in, kRange), k = narrow_to_float(in.k, "k", a.in, kRange),

@@ -40,7 +40,7 @@ DEVICE = "cuda"  # one name for every tensor this script puts on the GPU
 HEADS = 12  # BERT-base / ViT-B: the shapes the targets were set for
 HEAD_DIM = 64  # d = d_v
 DEFAULT_CONFIGS = "4096x256,1x1024,1x4096,8x4096,1x16384,1x65536"  # E x N
-DEFAULT_LEVEL = 6  # the fastest level: a whole head per CTA with its intermediates in place where it can, else level 4, else level 3; fp16/bf16 only (level 5 is slower: bench/NOTES.md step 9)
+DEFAULT_LEVEL = 7  # the fastest level: level 6's whole head per CTA (intermediates in place) where a head fits, else level 3's steps on wgmma (bench/NOTES.md step 17); fp16/bf16 only
 TOLERANCE = {"fp16": 1e-2, "bf16": 1e-2, "fp32": 1e-5}  # relative Frobenius error vs float64
 TORCH_DTYPE = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 C_DTYPE = {"fp32": 0, "fp16": 1, "bf16": 2}  # MONARCH_CUDA_FP32/_FP16/_BF16 of c_api.h
@@ -632,7 +632,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lib", help="path to libmonarch_cuda_c.so (required unless --self-test)")
     ap.add_argument("--out", default="bench/results", help="directory for the .md and .csv")
-    ap.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="CUDA level (default 6, the fastest; 3 to 6 run fp16/bf16 only)")
+    ap.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="CUDA level (default 7, the fastest; 3 to 7 run fp16/bf16 only)")
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated ExN, run in this order")
     ap.add_argument("--steps", default="1,2", help="comma-separated T values")
     ap.add_argument("--dtypes", default="fp16,bf16", help="comma-separated of fp16, bf16, fp32")

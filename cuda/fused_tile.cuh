@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "fused_warp.cuh"
+#include "fused_warpgroup.cuh"
 #include "harness.cuh"
 
 namespace monarch::cuda::detail::fused {
@@ -35,10 +36,14 @@ constexpr int chunk_cols() { return kStep != Step::RUpdate || (kVals && D <= 64)
 template <int D, Step kStep, bool kVals>
 constexpr int min_ctas() { return D > 64 ? 2 : kStep == Step::RUpdate && kVals ? 3 : 4; }
 
-template <class T, int D, Step kStep, bool kVals>
+/// The CTA's shared tiles. kWg (level 7): rows of exactly D = 64 elements in the 128-byte swizzle
+/// that wgmma reads (wgmma_sm90.cuh), every tile 1024-byte aligned, 64-column chunks throughout (the
+/// warpgroup products hold no B fragments, so the registers that kept level 3's R-update without
+/// values at 32 columns are free); otherwise skewed rows for ldmatrix.
+template <class T, int D, Step kStep, bool kVals, bool kWg = false>
 struct Smem {
-  static constexpr int kLd = D + kSkew;        // row stride of every tile (elements)
-  static constexpr int kChunk = chunk_cols<D, kStep, kVals>();
+  static constexpr int kLd = kWg ? D : D + kSkew;  // row stride of every tile (elements)
+  static constexpr int kChunk = kWg ? 64 : chunk_cols<D, kStep, kVals>();
   static constexpr std::size_t kRowsOff = 0;                                        // (kRows, D)   T
   static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kStages, kChunk, D) T
   static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kStages * kChunk * kLd;  // same, if kVals
@@ -47,6 +52,9 @@ struct Smem {
   static constexpr std::size_t kBytes = kBiasOff + sizeof(float) * kStages * kChunk;
   static_assert(kKeysOff % kCopyBytes == 0 && kValsOff % kCopyBytes == 0 && kGroupOff % kCopyBytes == 0,
                 "cp.async and ldmatrix need 16-byte aligned rows");
+  static_assert(!kWg || (D == 64 && kKeysOff % wgmma::kAtomBytes == 0 && kValsOff % wgmma::kAtomBytes == 0 &&
+                         kChunk * kLd * sizeof(T) % wgmma::kAtomBytes == 0),
+                "wgmma's swizzled tiles: 128-byte rows, every tile and stage 1024-byte aligned");
 };
 
 /// Shared bytes that hold any step's tile (level 5 runs every step in one kernel).
@@ -64,14 +72,16 @@ constexpr std::size_t any_step_bytes() {
 /// after its last use of shared memory, so the caller may refill smem at once (level 5 does).
 /// Intermediates written by other CTAs are read through L2 (__ldcg, cp.async.cg), never a possibly
 /// stale L1 line: level 5 reads them in the same launch that wrote them.
-template <class T, Step kStep, int D, bool kVals>
+/// kWg (level 7): the products run on the warpgroup (warpgroup_chunk) from swizzled tiles, and smem
+/// must be 1024-byte aligned.
+template <class T, Step kStep, int D, bool kVals, bool kWg = false>
 __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
                                            int tid) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
   static_assert(D % kK == 0 && D <= kMaxDim, "D is whole k16 steps, at most kMaxDim (validate_session)");
   static_assert(kRows == kM * kWarps && kThreads == 32 * kWarps, "one 16-row strip per warp");
   static_assert(!(kStep == Step::RStats && kVals), "r_stats sums the keys themselves (valid q)");
-  using S = Smem<T, D, kStep, kVals>;
+  using S = Smem<T, D, kStep, kVals, kWg>;
   constexpr int kChunk = S::kChunk, kLd = S::kLd;
 
   T* rows_s = reinterpret_cast<T*>(smem + S::kRowsOff);
@@ -89,6 +99,16 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const int n_chunks = (c_end - c_beg + kChunk - 1) / kChunk;
   const T* Qh = static_cast<const T*>(p.Q);
   const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
+  // Element c of row r of a tile, and the cp.async placement of whole pieces.
+  auto at = [](T* tile, int r, int c) { return kWg ? tile + wgmma::swizzled(r, c) : tile + r * kLd + c; };
+  auto load_rows = [&](T* dst, int rows, int width, const T* base, int lo, int hi) {
+    if constexpr (kWg) load_rows_async<T, D, kThreads>(dst, SwizzledRows{}, rows, width, base, lo, hi, tid);
+    else load_rows_async<T, D, kThreads>(dst, rows, width, base, lo, hi, tid);
+  };
+  auto load_tile = [&](T* dst, int rows, int width, auto src) {
+    if constexpr (kWg) load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid, SwizzledRows{});
+    else load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid);
+  };
 
   // ---- Column chunk c0 .. c0 + kChunk into stage s: keys and values (cp.async).
   auto copy_chunk = [&](int c0, int s) {
@@ -98,22 +118,17 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     if constexpr (kStep == Step::RUpdate) {  // keys k_(k,i) and values v_(k,i): padded index c
       // Chunk row c is token c0 + c - off, kept while a token and inside the groups (c0 + c < c_end).
       const int lo = p.off - c0, hi = min(p.off + p.N, c_end) - c0;
-      load_rows_async<T, D, kThreads>(keys, kChunk, p.d, static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d,
-                                      lo, hi, tid);
+      load_rows(keys, kChunk, p.d, static_cast<const T*>(p.K) + static_cast<std::size_t>(head) * p.N * p.d, lo, hi);
       if constexpr (kVals)
-        load_rows_async<T, D, kThreads>(vals, kChunk, p.dv,
-                                        static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv, lo, hi, tid);
+        load_rows(vals, kChunk, p.dv, static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv, lo, hi);
     } else if constexpr (kStep == Step::LUpdate) {  // alpha_L[k, j] and Y[k, j]: position-major c
-      load_rows_async<T, D, kThreads>(keys, kChunk, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + c0) * p.d, 0,
-                                      c_end - c0, tid);
-      if constexpr (kVals)
-        load_rows_async<T, D, kThreads>(vals, kChunk, p.dv, static_cast<const T*>(p.Y_pm) + (stat0 + c0) * p.dv, 0,
-                                        c_end - c0, tid);
+      load_rows(keys, kChunk, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + c0) * p.d, 0, c_end - c0);
+      if constexpr (kVals) load_rows(vals, kChunk, p.dv, static_cast<const T*>(p.Y_pm) + (stat0 + c0) * p.dv, 0, c_end - c0);
     } else {  // r_stats: q_(l,j) at position-major c = j*m + l
-      load_tile_async<T, D, kThreads>(keys, kChunk, p.d, Qh, [&](int c) -> const T* {
+      load_tile(keys, kChunk, p.d, [&](int c) -> const T* {
         const int cc = c0 + c;
         return in(c) ? token_row<T>(p, p.Q, head, padded_of_pm(p, cc), p.d) : nullptr;
-      }, tid);
+      });
     }
   };
 
@@ -158,8 +173,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   if constexpr (kStep == Step::RUpdate) {
     if (round == 1) {  // eq. (14): L = I, so the mean query is q itself (zero at a pad)
       // Tile row r is padded row r0 + r, token r0 + r - off: tokens [0, N) are rows [off - r0, off + N - r0).
-      load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, Qh + static_cast<std::size_t>(head) * p.N * p.d,
-                                      p.off - r0, p.off + p.N - r0, tid);
+      load_rows(rows_s, kRows, p.d, Qh + static_cast<std::size_t>(head) * p.N * p.d, p.off - r0, p.off + p.N - r0);
     } else {  // eq. (12): mean query alpha_R / max(c_R, tiny), fp32 -> T (c_R = 0: a uniform row)
       // Every load is issued before the first is used, so their latencies overlap each other and
       // chunk 0's cp.async: a load-use loop here left the warps idle once the R-update with values
@@ -182,17 +196,16 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
       for (int k = 0; k < kPairs; ++k) {
         const int i = tid + k * kThreads, r = i / (D / 2), c = i % (D / 2) * 2;
         const float inv = 1.0f / fmaxf(c_R[k], FLT_MIN);
-        *reinterpret_cast<std::uint32_t*>(rows_s + r * kLd + c) = pack2<T>(v[k].x * inv, v[k].y * inv);
+        *reinterpret_cast<std::uint32_t*>(at(rows_s, r, c)) = pack2<T>(v[k].x * inv, v[k].y * inv);
       }
     }
   } else if constexpr (kStep == Step::LUpdate) {  // q_(l,j) at position-major row j*m + l
-    load_tile_async<T, D, kThreads>(rows_s, kRows, p.d, Qh, [&](int r) -> const T* {
+    load_tile(rows_s, kRows, p.d, [&](int r) -> const T* {
       const int rr = r0 + r;
       return rr < p.Np ? token_row<T>(p, p.Q, head, padded_of_pm(p, rr), p.d) : nullptr;
-    }, tid);
+    });
   } else {  // r_stats: alpha_L[k, j] at position-major row j*m + k
-    load_rows_async<T, D, kThreads>(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0,
-                                    p.Np - r0, tid);
+    load_rows(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0, p.Np - r0);
   }
 
   cp_async_commit();  // chunk 0 and the row tile: the first wait below covers both
@@ -209,7 +222,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     if constexpr (kStep == Step::RStats) w.row_bias[h] = row < p.Np ? __ldcg(p.c_L_pm + stat0 + row) * kLog2e : INFINITY;
   }
   const float scale2 = p.tau * kLog2e;  // scores in base 2: tau s log2(e)
-  bind_rows<D>(w, [&](int r) { return rows_s + (warp * kM + r) * kLd; }, lane);
+  if constexpr (!kWg) bind_rows<D>(w, [&](int r) { return rows_s + (warp * kM + r) * kLd; }, lane);
 
   for (int i = 0; i < n_chunks; ++i) {
     const int c0 = c_beg + i * kChunk, s = i % kStages;
@@ -223,11 +236,17 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     } else {
       cp_async_wait<0>();
     }
+    // wgmma reads shared memory through the async proxy: this thread's cp.async pieces (and, at
+    // i = 0, its stores of mean queries) must be made visible to it before the barrier.
+    if constexpr (kWg) wgmma::fence_shared_for_async();
     __syncthreads();  // chunk i (and, at i = 0, the row tile) is in shared memory for every thread
 
-    if (w0 < p.Np && c0 < wc_end && c0 + kChunk > wc_beg) {  // this warp has columns in the chunk
-      const T* keys = keys_s + s * kChunk * kLd;
-      const T* vals = vals_s + s * kChunk * kLd;
+    const T* keys = keys_s + s * kChunk * kLd;
+    const T* vals = vals_s + s * kChunk * kLd;
+    if constexpr (kWg) {  // the whole warpgroup: rows outside the chunk's groups are masked to weight 0
+      warpgroup_chunk<T, kStep, D, kChunk, kVals>(w, smem_addr(rows_s), smem_addr(keys), smem_addr(vals),
+                                                  group_s + s * kChunk, bias_s + s * kChunk, scale2, lane);
+    } else if (w0 < p.Np && c0 < wc_end && c0 + kChunk > wc_beg) {  // this warp has columns in the chunk
       warp_chunk<T, kStep, D, kChunk, kVals>(
           w, [&](int c) { return keys + c * kLd; }, [&](int c) { return vals + c * kLd; }, group_s + s * kChunk,
           bias_s + s * kChunk, scale2, lane);

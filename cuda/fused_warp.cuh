@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "mma_sm80.cuh"
 
@@ -57,26 +58,36 @@ struct WarpRows {
   float row_bias[2] = {0.0f, 0.0f};           // RStats: c_L[k, j] log2(e) of the row (+inf: empty block)
 };
 
-/// Copies `rows` rows of `width` elements (width % 8 == 0) into a (rows, D + kSkew) shared tile with
-/// cp.async, kThreads threads sharing the pieces (tid: this thread's index in the CTA); row r comes from src(r), or is zero when src(r)
-/// is null. Columns [width, D) are zero, so padded features add nothing to any product.
-template <class T, int D, int kThreads, class Src>
+/// Where 16-byte piece pc of row r starts in a tile: rows of D + kSkew elements, for ldmatrix
+/// (levels 3 to 6). Level 7's swizzled tiles place pieces differently (SwizzledRows).
+template <class T, int D>
+struct SkewedRows {
+  __device__ __forceinline__ T* operator()(T* tile, int r, int pc) const {
+    return tile + r * (D + kSkew) + pc * (kCopyBytes / static_cast<int>(sizeof(T)));
+  }
+};
+
+/// Copies `rows` rows of `width` elements (width % 8 == 0) into a shared tile with cp.async (piece pc
+/// of row r at place(tile, r, pc)), kThreads threads sharing the pieces (tid: this thread's index
+/// in the CTA); row r comes from src(r), or is zero when src(r) is null. Columns [width, D) are zero,
+/// so padded features add nothing to any product.
+template <class T, int D, int kThreads, class Src, class Place = SkewedRows<T, D>>
 __device__ __forceinline__ void load_tile_async(T* tile, int rows, int width, const void* any_global, Src src,
-                                                int tid) {
+                                                int tid, Place place = {}) {
   constexpr int kPieces = D * static_cast<int>(sizeof(T)) / kCopyBytes;  // 16-byte pieces per row
   constexpr int kPerPiece = kCopyBytes / static_cast<int>(sizeof(T));
   for (int i = tid; i < rows * kPieces; i += kThreads) {
     const int r = i / kPieces, pc = i % kPieces;
     const T* row = src(r);
     const bool copy = row != nullptr && pc * kPerPiece < width;
-    cp_async_16(tile + r * (D + kSkew) + pc * kPerPiece, copy ? row + pc * kPerPiece : any_global,
-                copy ? kCopyBytes : 0);
+    cp_async_16(place(tile, r, pc), copy ? row + pc * kPerPiece : any_global, copy ? kCopyBytes : 0);
   }
 }
 
 /// The same for rows that are contiguous in global memory: tile row r < rows comes from
 /// base + (r - lo) * width for lo <= r < hi and is zero otherwise, and starts at element slot(r) of
-/// the tile (level 6 pads after each block of rows). Each thread keeps one 16-byte column piece and
+/// the tile (level 6 pads after each block of rows), or piece pc of it at slot(tile, r, pc) when slot
+/// places whole pieces (level 7's swizzled tiles). Each thread keeps one 16-byte column piece and
 /// walks down the rows with a pointer increment, so a piece costs a compare and an add instead of a
 /// row lookup (Nsight Compute: the row lookups were half of level 4's instructions).
 template <class T, int D, int kThreads, class Slot>
@@ -92,7 +103,10 @@ __device__ __forceinline__ void load_rows_async(T* tile, Slot slot, int rows, in
   const T* src = base + static_cast<std::ptrdiff_t>(r - lo) * width + pc * kPerPiece;  // row r, piece pc
   for (; r < rows; r += kRowsPerPass, src += static_cast<std::ptrdiff_t>(kRowsPerPass) * width) {
     const bool copy = col_in && r >= lo && r < hi;
-    cp_async_16(tile + slot(r) + pc * kPerPiece, copy ? src : base, copy ? kCopyBytes : 0);
+    T* dst;  // piece pc of row r
+    if constexpr (std::is_invocable_v<Slot, T*, int, int>) dst = slot(tile, r, pc);
+    else dst = tile + slot(r) + pc * kPerPiece;
+    cp_async_16(dst, copy ? src : base, copy ? kCopyBytes : 0);
   }
 }
 
@@ -111,34 +125,18 @@ __device__ __forceinline__ void bind_rows(WarpRows<D>& w, RowAddr row_addr, int 
   w.row_s = smem_addr(row_addr(lane & 15) + (lane >> 4) * 8);
 }
 
-/// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys
-/// (and, for RUpdate/RStats, of the vectors it sums); val_addr(c) that of its values (Y or v).
+/// The softmax part of one chunk, on this warp's 16 rows of scores sc (the C fragments of
+/// S = rows keys^T, 16 x kChunk, however they were multiplied): masks them by group, turns them
+/// into weights in place (the online softmax of eqs. (12)/(13), or r_stats' fixed normalisers of
+/// eq. (11)), updates the row statistics and rescales the accumulators when a row's maximum moved.
 /// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
-template <class T, Step kStep, int D, int kChunk, bool kVals, class ColAddr, class ValAddr, class Group>
-__device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, ValAddr val_addr, const Group* grp,
-                                           const float* bias, float scale2, int lane) {
+template <Step kStep, int D, int kChunk, bool kVals, class Group>
+__device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk / kN][4], const Group* grp,
+                                              const float* bias, float scale2, int lane) {
   constexpr int kNT = kChunk / kN;  // 8-column score tiles
   constexpr int kDT = D / kN;       // 8-column accumulator tiles
   constexpr bool kSumKeys = kStep != Step::LUpdate;
-  static_assert(kChunk % kK == 0, "weights are fed back as whole k16 A fragments");
   const int t = lane % 4;
-
-  // S (16 x kChunk) = rows (16 x D) keys^T. Scalar: S[r][c] = sum_f rows[r][f] * keys[c][f].
-  // Mirrors the score of detail::r_update_block / l_update_position / r_statistics_position.
-  float sc[kNT][4] = {};
-  #pragma unroll
-  for (int kk = 0; kk < D / kK; ++kk) {
-    std::uint32_t a[4];  // rows[0..16)[16 kk .. 16 kk + 16) as an A fragment
-    ldmatrix_x4<false>(a, w.row_s + kk * kK * static_cast<std::uint32_t>(sizeof(T)));
-    #pragma unroll
-    for (int nt = 0; nt < kNT; nt += 2) {
-      const auto* key = col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)) + ((lane >> 3) & 1) * 8;
-      std::uint32_t b[4];
-      ldmatrix_x4<false>(b, key + kk * kK);
-      mma_16816<T>(sc[nt], a, b[0], b[1]);
-      mma_16816<T>(sc[nt + 1], a, b[2], b[3]);
-    }
-  }
 
   // z = tau s log2(e) - bias, -inf outside the row's group. Element e of tile nt is row
   // g + 8 (e / 2), column nt*8 + 2t + e % 2. When the chunk lies inside the one group of all the
@@ -223,6 +221,37 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
         w.run_sum[e / 2] += p;
       }
   }
+}
+
+/// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys
+/// (and, for RUpdate/RStats, of the vectors it sums); val_addr(c) that of its values (Y or v).
+/// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
+template <class T, Step kStep, int D, int kChunk, bool kVals, class ColAddr, class ValAddr, class Group>
+__device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, ValAddr val_addr, const Group* grp,
+                                           const float* bias, float scale2, int lane) {
+  constexpr int kNT = kChunk / kN;  // 8-column score tiles
+  constexpr int kDT = D / kN;       // 8-column accumulator tiles
+  constexpr bool kSumKeys = kStep != Step::LUpdate;
+  static_assert(kChunk % kK == 0, "weights are fed back as whole k16 A fragments");
+
+  // S (16 x kChunk) = rows (16 x D) keys^T. Scalar: S[r][c] = sum_f rows[r][f] * keys[c][f].
+  // Mirrors the score of detail::r_update_block / l_update_position / r_statistics_position.
+  float sc[kNT][4] = {};
+  #pragma unroll
+  for (int kk = 0; kk < D / kK; ++kk) {
+    std::uint32_t a[4];  // rows[0..16)[16 kk .. 16 kk + 16) as an A fragment
+    ldmatrix_x4<false>(a, w.row_s + kk * kK * static_cast<std::uint32_t>(sizeof(T)));
+    #pragma unroll
+    for (int nt = 0; nt < kNT; nt += 2) {
+      const auto* key = col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)) + ((lane >> 3) & 1) * 8;
+      std::uint32_t b[4];
+      ldmatrix_x4<false>(b, key + kk * kK);
+      mma_16816<T>(sc[nt], a, b[0], b[1]);
+      mma_16816<T>(sc[nt + 1], a, b[2], b[3]);
+    }
+  }
+
+  chunk_softmax<kStep, D, kChunk, kVals>(w, sc, grp, bias, scale2, lane);
 
   // acc (16 x D) += W (16 x kChunk) vals (kChunk x D): the weights' C fragments, packed to T,
   // are the A fragments. Scalar: acc[r][f] += sum_c W[r][c] * vals[c][f].

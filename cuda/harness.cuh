@@ -78,6 +78,7 @@ LevelSteps level3_steps();  // level3_fused.cu
 LevelSteps level4_steps();  // level4_whole_head.cu
 LevelSteps level5_steps();  // level5_one_launch.cu
 LevelSteps level6_steps();  // level6_in_place.cu
+LevelSteps level7_steps();  // level7_warpgroup.cu
 /// 32-bit words of Problem::sync that level 5 needs for `heads` heads and T = rounds.
 std::size_t level5_sync_words(int heads, int rounds);
 

@@ -1,4 +1,4 @@
-// Every level of the CUDA path (levels 3 to 6: fp16 and bf16 only), for every dtype, against the reference in double: every
+// Every level of the CUDA path (levels 3 to 7: fp16 and bf16 only), for every dtype, against the reference in double: every
 // intermediate of every round (alpha_R, c_R, alpha_L, c_L, Y, O) and the output, on fresh random
 // inputs, with the device buffers poisoned (NaN) before each run.
 #include <cmath>
@@ -39,6 +39,11 @@ const std::vector<Case> kCases = {
     {"N = 1000, b = N (exact softmax)", 1, 1, 1000, 32, 64, 1000, 1, Pad::Post, MaskKind::Random, false},
     {"N = 4096, b = 60 pre (m = 69 > one tile)", 1, 1, 4096, 64, 64, 60, 2, Pad::Pre, MaskKind::Random,
      false},
+    // Larger groups on the step kernels: m = 256 (each L-update and r_stats tile streams four chunks
+    // of one group) and b = 150, which no chunk width divides (R-update), with an empty key block.
+    {"N = 4096, b = 16 pre (m = 256), T = 2", 1, 2, 4096, 64, 64, 16, 2, Pad::Pre, MaskKind::Random, false},
+    {"N = 3000, b = 150 post, d_v = 32, empty key block, T = 2", 1, 1, 3000, 64, 32, 150, 2, Pad::Post,
+     MaskKind::EmptyBlock, false},
     // More work items than level 5 has resident CTAs (5 steps x 8 heads x 64 tiles = 2560), so each
     // CTA runs tiles of several steps and heads, waiting on other heads' counters.
     {"N = 4096, E x H = 2 x 4, b = 64, T = 2", 2, 4, 4096, 64, 64, 64, 2, Pad::Post, MaskKind::Random, false},
@@ -97,11 +102,12 @@ void check_dtype(DType dtype) {
         monarch_attention(to_double(Q), to_double(K), to_double(V), &mask, opt, &ref_traces);
 
     std::vector<Level> levels = {Level::Scalar, Level::TensorCore};
-    if (dtype != DType::F32) {  // levels 3 to 6: tensor cores only
+    if (dtype != DType::F32) {  // levels 3 to 7: tensor cores only
       levels.push_back(Level::Fused);
       levels.push_back(Level::WholeHead);
       levels.push_back(Level::OneLaunch);
       levels.push_back(Level::InPlace);
+      levels.push_back(Level::Warpgroup);
     }
     for (Level level : levels) {
       INFO("level " << static_cast<int>(level));
@@ -145,12 +151,12 @@ TEST_CASE("fp32: levels 1 and 2 match the double reference in every intermediate
   check_dtype(DType::F32);
 }
 
-TEST_CASE("fp16: levels 1 to 6 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("fp16: levels 1 to 7 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::F16);
 }
 
-TEST_CASE("bf16: levels 1 to 6 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("bf16: levels 1 to 7 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::BF16);
 }

@@ -38,12 +38,13 @@ enum class Level : int {
   WholeHead = 4,   ///< cuda/level4_whole_head.cu: any T in one launch, a head per CTA where it fits; else level 3
   OneLaunch = 5,   ///< cuda/level5_one_launch.cu: any N and T in one persistent launch (level 4 where it fits)
   InPlace = 6,     ///< cuda/level6_in_place.cu: level 4 with alpha_L, Y in place of K, V when b divides 16
+  Warpgroup = 7,   ///< cuda/level7_warpgroup.cu: level 6, with level 3's steps on Hopper's wgmma (d, d_v <= 64)
 };
 
 const char* to_string(DType t);
 /// "fp32", "fp16" or "bf16"; anything else throws InputError.
 DType parse_dtype(const std::string& s);
-/// 1 to 6; anything else throws InputError naming the levels that exist.
+/// 1 to 7; anything else throws InputError naming the levels that exist.
 Level parse_level(int level);
 /// The relative-error tolerance of a dtype against the double reference: 1e-5 fp32, 1e-2 fp16/bf16.
 double tolerance(DType t);

@@ -1,0 +1,101 @@
+// Level 7: level 6, with level 3's step kernels moved onto Hopper's warpgroup tensor cores.
+//
+// Heads that fit one CTA still run level 6's whole-head kernel. Every other head runs level 3's three
+// steps (r_update, l_update, r_stats: the table in level3_fused.cu), tile for tile and chunk for
+// chunk, but each CTA's four warps issue their products together as one warpgroup: the scores of a
+// 64-row tile against a 64-column chunk are D / 16 wgmma.m64n64k16 reading both operands from shared
+// memory, and the sums alpha_L = R K, Y = R V (or o = L Y, alpha_R = L q) are 64 / 16 more per summed
+// operand, their A operand the softmax weights in registers (fused_warpgroup.cuh). The softmax itself,
+// the masks, the groups, the two-stage cp.async pipeline and the epilogues are level 3's code
+// (fused_tile.cuh with kWg = true); only the tiles' layout changes, to the 128-byte swizzle wgmma
+// reads (wgmma_sm90.cuh). Level 3 issued 96 mma.sync and 48 ldmatrix per warp for one chunk of the
+// R-update with values; here the warpgroup issues 12 wgmma.
+//
+// d and d_v up to 64 (the tiles' rows are one 128-byte swizzle row; smaller d is zero-padded to 64);
+// d or d_v above 64 runs level 3's steps. Sums run in a different order from level 3's, so the two
+// levels agree to rounding, not bit for bit; the equivalence suite checks level 7 against the reference.
+#include "fused_tile.cuh"
+
+namespace monarch::cuda::detail {
+namespace {
+
+using namespace fused;
+
+constexpr int kDim = 64;  // the one head dimension of level 7's tiles (D)
+
+/// CTAs per SM each kernel is compiled for: the R-update with values holds three D-wide fp32
+/// accumulator sets (scores, alpha_L, Y) and the packed weights, like level 3's (three CTAs); the
+/// others hold two (four CTAs, 128 registers).
+template <Step kStep, bool kVals>
+constexpr int wg_ctas() { return kStep == Step::RUpdate && kVals ? 3 : 4; }
+
+template <class T, Step kStep, bool kVals>
+constexpr std::size_t wg_bytes() {  // the tiles, and the slack that aligns them to 1024 bytes
+  return Smem<T, kDim, kStep, kVals, true>::kBytes + wgmma::kAtomBytes;
+}
+
+/// One CTA of one step: tile blockIdx.x % tiles_per_head of head blockIdx.x / tiles_per_head.
+template <class T, Step kStep, bool kVals>
+__global__ void __launch_bounds__(kThreads, wg_ctas<kStep, kVals>()) level7_kernel(Problem p, int tiles_per_head) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  // The swizzle is a function of address bits 4-9, so every tile starts 1024-byte aligned; the
+  // dynamic shared window itself is only guaranteed 16.
+  unsigned char* tiles = smem + (wgmma::kAtomBytes - smem_addr(smem) % wgmma::kAtomBytes) % wgmma::kAtomBytes;
+  fused_tile<T, kStep, kDim, kVals, true>(p, blockIdx.x / tiles_per_head, blockIdx.x % tiles_per_head, p.round,
+                                          tiles, threadIdx.x);
+}
+
+template <class T, Step kStep, bool kVals>
+void launch(const Problem& p) {
+  constexpr std::size_t kBytes = wg_bytes<T, kStep, kVals>();
+  auto kernel = level7_kernel<T, kStep, kVals>;
+  static const bool raised = [&] {  // once per instantiation, as in level 3
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+    return true;
+  }();
+  (void)raised;
+  const int tiles = (p.Np + kRows - 1) / kRows;
+  const long long ctas = static_cast<long long>(tiles) * p.E * p.H;
+  kernel<<<static_cast<unsigned>(ctas), kThreads, kBytes>>>(p, tiles);
+  CUDA_CHECK_LAUNCH("level7_kernel");
+}
+
+/// True when the warpgroup tiles take this problem (d, d_v <= 64); otherwise level 3's steps run.
+bool warpgroup_fits(const Problem& p) { return fused_dim(p.d, p.dv) <= kDim; }
+
+template <Step kStep, bool kVals>
+void dispatch(const Problem& p) {
+  dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, float>) throw InputError("CUDA level 7 runs fp16 and bf16 only");
+    else launch<T, kStep, kVals>(p);
+  });
+}
+
+void r_stats(const Problem& p) {
+  if (!warpgroup_fits(p)) return level3_steps().r_stats(p);
+  dispatch<Step::RStats, false>(p);
+}
+void r_update(const Problem& p, bool want_Y) {
+  if (!warpgroup_fits(p)) return level3_steps().r_update(p, want_Y);
+  if (want_Y) dispatch<Step::RUpdate, true>(p);
+  else dispatch<Step::RUpdate, false>(p);
+}
+void l_update(const Problem& p, bool want_O) {
+  if (!warpgroup_fits(p)) return level3_steps().l_update(p, want_O);
+  if (want_O) dispatch<Step::LUpdate, true>(p);
+  else dispatch<Step::LUpdate, false>(p);
+}
+
+}  // namespace
+
+LevelSteps level7_steps() {
+  LevelSteps s = level6_steps();  // whole heads (level 6, else 4) and the trace export (level 3's layouts)
+  s.r_stats = &r_stats;
+  s.r_update = &r_update;
+  s.l_update = &l_update;
+  return s;
+}
+
+}  // namespace monarch::cuda::detail
