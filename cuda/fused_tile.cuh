@@ -228,7 +228,19 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     const int c0 = c_beg + i * kChunk, s = i % kStages;
     const bool more = i + 1 < n_chunks;
     Column next;
-    if (more) {
+    if constexpr (kWg) {
+      // wgmma reads shared memory through the async proxy: this thread's cp.async pieces of chunk i
+      // (and, at i = 0, its stores of mean queries) are made visible to it before the barrier. The
+      // fence is a memory barrier that waits for this thread's outstanding loads, so chunk i + 1's
+      // column loads are issued after it, not before (step 18); its copies land during chunk i's work.
+      cp_async_wait<0>();
+      wgmma::fence_shared_for_async();
+      if (more) {
+        copy_chunk(c0 + kChunk, (i + 1) % kStages);
+        next = read_column(c0 + kChunk);
+        cp_async_commit();
+      }
+    } else if (more) {
       copy_chunk(c0 + kChunk, (i + 1) % kStages);
       next = read_column(c0 + kChunk);
       cp_async_commit();
@@ -236,9 +248,6 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     } else {
       cp_async_wait<0>();
     }
-    // wgmma reads shared memory through the async proxy: this thread's cp.async pieces (and, at
-    // i = 0, its stores of mean queries) must be made visible to it before the barrier.
-    if constexpr (kWg) wgmma::fence_shared_for_async();
     __syncthreads();  // chunk i (and, at i = 0, the row tile) is in shared memory for every thread
 
     const T* keys = keys_s + s * kChunk * kLd;
