@@ -11,6 +11,9 @@
 // reads (wgmma_sm90.cuh). Level 3 issued 96 mma.sync and 48 ldmatrix per warp for one chunk of the
 // R-update with values; here the warpgroup issues 12 wgmma.
 //
+// The step kernels launch with programmatic dependent launch: each waits for its predecessor inside
+// the kernel (griddepcontrol.wait), so launches and the last wave's tail overlap (step 19).
+//
 // d and d_v up to 64 (the tiles' rows are one 128-byte swizzle row; smaller d is zero-padded to 64);
 // d or d_v above 64 runs level 3's steps. Sums run in a different order from level 3's, so the two
 // levels agree to rounding, not bit for bit; the equivalence suite checks level 7 against the reference.
@@ -41,6 +44,11 @@ __global__ void __launch_bounds__(kThreads, wg_ctas<kStep, kVals>()) level7_kern
   // The swizzle is a function of address bits 4-9, so every tile starts 1024-byte aligned; the
   // dynamic shared window itself is only guaranteed 16.
   unsigned char* tiles = smem + (wgmma::kAtomBytes - smem_addr(smem) % wgmma::kAtomBytes) % wgmma::kAtomBytes;
+  // Launched with programmatic stream serialisation (launch below): this grid's CTAs may start while
+  // the previous kernel's last wave finishes. Wait until that kernel has completed and its writes
+  // are visible before reading anything; then let the next kernel of the call start early likewise.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   fused_tile<T, kStep, kDim, kVals, true>(p, blockIdx.x / tiles_per_head, blockIdx.x % tiles_per_head, p.round,
                                           tiles, threadIdx.x);
 }
@@ -57,7 +65,20 @@ void launch(const Problem& p) {
   (void)raised;
   const int tiles = (p.Np + kRows - 1) / kRows;
   const long long ctas = static_cast<long long>(tiles) * p.E * p.H;
-  kernel<<<static_cast<unsigned>(ctas), kThreads, kBytes>>>(p, tiles);
+  // Programmatic dependent launch: the step kernels of a call run back to back in one stream, and
+  // each waits for its predecessor inside the kernel (griddepcontrol.wait) instead of at the launch,
+  // so the launch latency and the first CTAs' start overlap the previous kernel's tail.
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(ctas));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = kBytes;
+  cfg.stream = nullptr;  // the default stream, like every launch of the harness
+  cfg.attrs = &overlap;
+  cfg.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, tiles));
   CUDA_CHECK_LAUNCH("level7_kernel");
 }
 
