@@ -57,6 +57,16 @@ struct Smem {
                 "wgmma's swizzled tiles: 128-byte rows, every tile and stage 1024-byte aligned");
 };
 
+/// Lets `kernel` take `bytes` of dynamic shared memory (the default limit is 48 KB) and asks for the
+/// largest shared-memory carveout, which the default may not give: without it fewer CTAs than
+/// __launch_bounds__ promised would fit an SM. The launchers of levels 3, 5 and 7 call it once per
+/// kernel instantiation.
+template <class Kernel>
+void allow_shared_bytes(Kernel kernel, std::size_t bytes) {
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
+
 /// Shared bytes that hold any step's tile (level 5 runs every step in one kernel).
 template <class T, int D>
 constexpr std::size_t any_step_bytes() {

@@ -43,12 +43,7 @@ template <class T, Step kStep, int D, bool kVals>
 void launch(const Problem& p) {
   using S = Smem<T, D, kStep, kVals>;
   auto kernel = level3_kernel<T, kStep, D, kVals>;
-  static const bool raised = [&] {  // once per instantiation: the default limit is 48 KB, and the
-    // default carveout may leave less shared memory than min_ctas() CTAs need
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(S::kBytes)));
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-    return true;
-  }();
+  static const bool raised = (allow_shared_bytes(kernel, S::kBytes), true);  // once per instantiation
   (void)raised;
   const int tiles = (p.Np + kRows - 1) / kRows;
   const long long ctas = static_cast<long long>(tiles) * p.E * p.H;

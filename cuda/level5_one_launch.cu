@@ -185,11 +185,7 @@ template <class T, int D, bool kAllSteps>
 void launch(const Problem& p, int first, int last, int final_round, bool want_all) {
   constexpr std::size_t kBytes = any_step_bytes<T, D>();
   auto kernel = one_launch_kernel<T, D, kAllSteps>;
-  static const bool raised = [&] {  // once per instantiation, as in level 3
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-    return true;
-  }();
+  static const bool raised = (allow_shared_bytes(kernel, kBytes), true);  // once per instantiation
   (void)raised;
   int per_sm = 0, dev = 0, sms = 0;
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, kBytes));

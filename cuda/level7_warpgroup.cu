@@ -57,11 +57,7 @@ template <class T, Step kStep, bool kVals>
 void launch(const Problem& p) {
   constexpr std::size_t kBytes = wg_bytes<T, kStep, kVals>();
   auto kernel = level7_kernel<T, kStep, kVals>;
-  static const bool raised = [&] {  // once per instantiation, as in level 3
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-    return true;
-  }();
+  static const bool raised = (allow_shared_bytes(kernel, kBytes), true);  // once per instantiation
   (void)raised;
   const int tiles = (p.Np + kRows - 1) / kRows;
   const long long ctas = static_cast<long long>(tiles) * p.E * p.H;
