@@ -43,8 +43,8 @@ extern "C" {
  * scale: tau; <= 0 selects 1/sqrt(d).
  * dtype: MONARCH_CUDA_FP32, _FP16 or _BF16.
  * level: the CUDA ladder rung (cuda/README.md): 1 scalar, 2 tensor cores, 3 fused steps, 4 whole
- *   head per CTA at T = 1 (3 and 4: fp16/bf16 only; 4 is the fastest); an unknown level is refused
- *   with the list of those that exist.
+ *   head per CTA, 5 one launch, 6 intermediates in place, 7 warpgroup (wgmma) steps (3 to 7:
+ *   fp16/bf16 only; 7 is the fastest); an unknown level is refused with the list of those that exist.
  *
  * Enqueues the work on the legacy default stream (stream 0) and returns without synchronising: the
  * caller synchronises (or records events) as it would around any kernel. The device buffers of
