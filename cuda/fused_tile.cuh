@@ -39,7 +39,8 @@ constexpr int min_ctas() { return D > 64 ? 2 : kStep == Step::RUpdate && kVals ?
 /// The CTA's shared tiles. kWg (level 7): rows of exactly D = 64 elements in the 128-byte swizzle
 /// that wgmma reads (wgmma_sm90.cuh), every tile 1024-byte aligned, 64-column chunks throughout (the
 /// warpgroup products hold no B fragments, so the registers that kept level 3's R-update without
-/// values at 32 columns are free); otherwise skewed rows for ldmatrix.
+/// values at 32 columns are free; 128 columns measured slower, with fewer CTAs per SM: bench/NOTES.md
+/// step 17 (b)); otherwise skewed rows for ldmatrix.
 template <class T, int D, Step kStep, bool kVals, bool kWg = false>
 struct Smem {
   static constexpr int kLd = kWg ? D : D + kSkew;  // row stride of every tile (elements)
