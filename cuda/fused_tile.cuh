@@ -110,15 +110,14 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const int n_chunks = (c_end - c_beg + kChunk - 1) / kChunk;
   const T* Qh = static_cast<const T*>(p.Q);
   const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
-  // Element c of row r of a tile, and the cp.async placement of whole pieces.
+  // Element c of row r of a tile, and where the loaders put each 16-byte piece.
   auto at = [](T* tile, int r, int c) { return kWg ? tile + wgmma::swizzled(r, c) : tile + r * kLd + c; };
+  using Place = std::conditional_t<kWg, SwizzledRows, SkewedRows<T, D>>;
   auto load_rows = [&](T* dst, int rows, int width, const T* base, int lo, int hi) {
-    if constexpr (kWg) load_rows_async<T, D, kThreads>(dst, SwizzledRows{}, rows, width, base, lo, hi, tid);
-    else load_rows_async<T, D, kThreads>(dst, rows, width, base, lo, hi, tid);
+    load_rows_async<T, D, kThreads>(dst, Place{}, rows, width, base, lo, hi, tid);
   };
   auto load_tile = [&](T* dst, int rows, int width, auto src) {
-    if constexpr (kWg) load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid, SwizzledRows{});
-    else load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid);
+    load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid, Place{});
   };
 
   // ---- Column chunk c0 .. c0 + kChunk into stage s: keys and values (cp.async).

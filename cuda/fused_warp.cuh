@@ -114,7 +114,7 @@ __device__ __forceinline__ void load_rows_async(T* tile, Slot slot, int rows, in
 template <class T, int D, int kThreads>
 __device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, const T* base, int lo, int hi,
                                                 int tid) {
-  load_rows_async<T, D, kThreads>(tile, [](int r) { return r * (D + kSkew); }, rows, width, base, lo, hi, tid);
+  load_rows_async<T, D, kThreads>(tile, SkewedRows<T, D>{}, rows, width, base, lo, hi, tid);
 }
 
 /// Points the warp at its row strip; row_addr(r) is the shared address of row r < 16 (any rows, in

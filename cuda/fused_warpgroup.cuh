@@ -66,10 +66,7 @@ __device__ __forceinline__ void warpgroup_chunk(WarpRows<D>& w, std::uint32_t ro
     // Scalar: acc[r][f] += sum_c W[r][c] * vals[c][f].
     if constexpr (kSumKeys) wgmma::pin(w.acc_k);  // the rescale above is written before the fence
     if constexpr (kVals) wgmma::pin(w.acc_v);
-    #pragma unroll
-    for (int kk = 0; kk < kChunk / kK; ++kk)
-      #pragma unroll
-      for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(wa[kk][e]));  // packed before the fence
+    wgmma::pin(wa);  // packed before the fence
     wgmma::fence();  // accumulators and weights are in their registers before wgmma reads them
     #pragma unroll
     for (int kk = 0; kk < kChunk / kK; ++kk) {

@@ -67,10 +67,12 @@ __device__ __forceinline__ void wait() {
 /// Makes this thread's earlier generic-proxy writes to shared memory (st.shared, cp.async) visible to
 /// the async proxy that wgmma reads through; a barrier must follow before other threads' wgmma.
 __device__ __forceinline__ void fence_shared_for_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-/// Keeps the compiler from moving reads or writes of an accumulator across a wgmma that is in flight.
+/// Keeps the compiler from moving reads or writes of a wgmma operand register (an fp32 accumulator,
+/// a packed register A operand) across the fence or wait that orders it.
 __device__ __forceinline__ void pin(float& x) { asm volatile("" : "+f"(x)::"memory"); }
-template <int kTiles>
-__device__ __forceinline__ void pin(float (&d)[kTiles][4]) {
+__device__ __forceinline__ void pin(std::uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
+template <class X, int kTiles>
+__device__ __forceinline__ void pin(X (&d)[kTiles][4]) {
   #pragma unroll
   for (int i = 0; i < kTiles; ++i)
     #pragma unroll
