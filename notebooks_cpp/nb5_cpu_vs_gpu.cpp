@@ -84,7 +84,7 @@ std::vector<nb::Series> compare_levels(const monarch::Tensor4<float>& Q, const m
   std::vector<nb::Series> errors;
   for (mc::Level level : levels) {
     for (mc::DType dt : dtypes) {
-      if (level >= mc::Level::Fused && dt == mc::DType::F32) continue;  // levels 3-6: tensor cores only
+      if (level >= mc::Level::Fused && dt == mc::DType::F32) continue;  // levels 3-7: tensor cores only
       auto round = [&](const monarch::Tensor4<float>& t) {
         monarch::Tensor4<float> r = t;
         mc::round_to_dtype(r.data, dt);
@@ -191,7 +191,8 @@ int main(int argc, char** argv) {
   for (int n = 0; n < N; n += 7) mask.keep[n] = 0;
 
   const std::vector<nb::Series> errors =
-      compare_levels(Q, K, V, mask, opt, {mc::Level::Scalar, mc::Level::TensorCore, mc::Level::Fused},
+      compare_levels(Q, K, V, mask, opt,
+                     {mc::Level::Scalar, mc::Level::TensorCore, mc::Level::Fused, mc::Level::Warpgroup},
                      {mc::DType::F32, mc::DType::F16, mc::DType::BF16});
   nb::lineplot("nb5_errors.png", "Relative error of each intermediate (1-6: alpha_R, c_R, alpha_L, c_L, Y, O of round 1; 7-12: round 2)",
                {"array (round 1: 1-6, round 2: 7-12)", "relative error vs double reference", false, true}, errors);
@@ -223,9 +224,10 @@ int main(int argc, char** argv) {
   /// One layer of attention for one sequence, $E = 1$, $H = 12$, $d = d_v = 64$, fp16, $T = 1$: each level
   /// against the naive cuBLAS baseline (scores materialised), best of 10 runs after a warm-up.
   /// `floor_bytes` is the least traffic of a call; floor / time is the achieved fraction of
-  /// peak bandwidth, the number a fused kernel has to push towards 1. Level 4 is level 3 here
-  /// (these heads are too long for one CTA); host-timed, so short calls include launch latency.
-  nb::row({"N", "naive [ms]", "level 1 [ms]", "level 2 [ms]", "level 3 [ms]", "L3 % floor BW"}, 15);
+  /// peak bandwidth, the number a fused kernel has to push towards 1. Level 7 is level 3's steps on
+  /// the warpgroup tensor cores (`wgmma`); levels 4 to 6 would run level 3 here (these heads are too
+  /// long for one CTA). Host-timed, so short calls include launch latency.
+  nb::row({"N", "naive [ms]", "level 1 [ms]", "level 2 [ms]", "level 3 [ms]", "level 7 [ms]", "L7 % floor BW"}, 14);
   for (int n : {1024, 4096, 16384}) {
     monarch::Options o;
     const monarch::Tensor4<float> q = normal_tensor(1, 12, n, 64, rng), k = normal_tensor(1, 12, n, 64, rng),
@@ -234,12 +236,13 @@ int main(int argc, char** argv) {
     mc::MonarchSession l1(1, 12, n, 64, 64, o, {mc::Level::Scalar, mc::DType::F16});
     mc::MonarchSession l2(1, 12, n, 64, 64, o, {mc::Level::TensorCore, mc::DType::F16});
     mc::MonarchSession l3(1, 12, n, 64, 64, o, {mc::Level::Fused, mc::DType::F16});
+    mc::MonarchSession l7(1, 12, n, 64, 64, o, {mc::Level::Warpgroup, mc::DType::F16});
     const double tn = best_time(naive, q, k, v), t1 = best_time(l1, q, k, v), t2 = best_time(l2, q, k, v),
-                 t3 = best_time(l3, q, k, v);
-    const double frac = l3.floor_bytes() / t3 / (dev.mem_bandwidth_GBs * 1e9);
+                 t3 = best_time(l3, q, k, v), t7 = best_time(l7, q, k, v);
+    const double frac = l7.floor_bytes() / t7 / (dev.mem_bandwidth_GBs * 1e9);
     nb::row({std::to_string(n), nb::fmt("%.3f", tn * 1e3), nb::fmt("%.3f", t1 * 1e3), nb::fmt("%.3f", t2 * 1e3),
-             nb::fmt("%.3f", t3 * 1e3), nb::fmt("%.1f%%", 100 * frac)},
-            15);
+             nb::fmt("%.3f", t3 * 1e3), nb::fmt("%.3f", t7 * 1e3), nb::fmt("%.1f%%", 100 * frac)},
+            14);
   }
 
   /// Short sequences in large batches are where the whole-head rungs differ from level 3: 256
@@ -262,7 +265,7 @@ int main(int argc, char** argv) {
             15);
   }
 
-  /// How far levels 3 and 4 are from the floor, and why (instruction issue, not bandwidth), is on
+  /// How far levels 3 to 7 are from the floor, and why (instruction issue, not bandwidth), is on
   /// the GPU page of these docs and in `bench/NOTES.md`; the comparison with PyTorch's
   /// FlashAttention-2 and cuDNN kernels is `bench/compare_sdpa.py`.
   return nb::finish();

@@ -4,7 +4,7 @@
 # Logs go to $OUT (the run tool brings them back). Each step gets at most its own limit and what is
 # left of BUDGET seconds, so the whole call ends inside the tool's 600 s.
 #   usage: bash bench/cuda/gpu_session.sh [steps...]   (default: all of build tests check bench memcheck racecheck;
-#   also initcheck, racecheck_bf16, racecheck_fp32, compare (bench/compare_sdpa.py against PyTorch SDPA) and ncu)
+#   also initcheck, racecheck_bf16, racecheck_fp32, nb5, compare (bench/compare_sdpa.py against PyTorch SDPA) and ncu)
 # With PREBUILT=dir (binaries built on the CPU machine by bench/cuda/prebuild.sh, carried to the
 # device), the build step is skipped and the binaries and libraries in dir/bin, dir/lib are used.
 set -u
@@ -141,6 +141,12 @@ for s in $STEPS; do
       step compare ${COMPARE_LIMIT:-300} compare.txt python3 bench/compare_sdpa.py --lib "$(bin libmonarch_cuda_c.so)" --out "$OUT" \
         --max-seconds $((${COMPARE_LIMIT:-300} - 30)) ${COMPARE_ARGS:-}
       tail -40 "$OUT/compare.txt"
+      ;;
+    nb5)
+      # Notebook 5 (CPU against GPU, every intermediate of every level), as its ctest runs it; the
+      # device has no gnuplot, so its one figure is the only claim expected to fail there.
+      step nb5 120 nb5.txt env MONARCH_NB_TEST=1 "$(bin nb5_cpu_vs_gpu)" /tmp/nb5-figures
+      grep -E "^\[check\]|level . |^ +[0-9]+ " "$OUT/nb5.txt" | head -60
       ;;
     ncu)
       # Nsight Compute (clocks not locked: what users get) on the kernels the comparison times: level 6's
