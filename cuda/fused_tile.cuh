@@ -104,9 +104,10 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const int r0 = tile * kRows;
   const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int G = kStep == Step::RUpdate ? p.b : p.m;  // rows and columns of one group
+  const FastDiv& group_of = kStep == Step::RUpdate ? p.div_b : p.div_m;  // x / G (step 20)
   const std::size_t stat0 = static_cast<std::size_t>(head) * p.Np;
   const int r_end = min(r0 + kRows, p.Np);
-  const int c_beg = r0 / G * G, c_end = ((r_end - 1) / G + 1) * G;  // columns of the groups touched
+  const int c_beg = group_of.div(r0) * G, c_end = (group_of.div(r_end - 1) + 1) * G;  // columns of the groups touched
   const int n_chunks = (c_end - c_beg + kChunk - 1) / kChunk;
   const T* Qh = static_cast<const T*>(p.Q);
   const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
@@ -156,7 +157,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     Column col;
     const int cc = c0 + tid;
     if (tid < kChunk && cc < c_end) {
-      col.grp = cc / G;
+      col.grp = group_of.div(cc);
       if constexpr (kStep == Step::RUpdate) {
         col.valid = valid_e[cc];
       } else if constexpr (kStep == Step::LUpdate) {
@@ -223,12 +224,12 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
 
   // This warp's rows and the columns its groups own; this thread's two rows (g and g + 8).
   const int w0 = r0 + warp * kM, w_end = min(w0 + kM, p.Np);
-  const int wc_beg = w0 < p.Np ? w0 / G * G : 0, wc_end = w0 < p.Np ? ((w_end - 1) / G + 1) * G : 0;
+  const int wc_beg = w0 < p.Np ? group_of.div(w0) * G : 0, wc_end = w0 < p.Np ? (group_of.div(w_end - 1) + 1) * G : 0;
   WarpRows<D> w;
   #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = w0 + g + 8 * h;
-    w.row_group[h] = row < p.Np ? row / G : kNoRow;
+    w.row_group[h] = row < p.Np ? group_of.div(row) : kNoRow;
     if constexpr (kStep == Step::RStats) w.row_bias[h] = row < p.Np ? __ldcg(p.c_L_pm + stat0 + row) * kLog2e : INFINITY;
   }
   const float scale2 = p.tau * kLog2e;  // scores in base 2: tau s log2(e)
@@ -284,7 +285,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     if (row >= p.Np) continue;
     if constexpr (kStep == Step::RUpdate) {
       // R = w / Z. A block with no valid key (Z = 0) has no R row: alpha_L = Y = 0, c_L = +inf.
-      const int k = row / p.b, j = row % p.b;
+      const int k = p.div_b.div(row), j = row - k * p.b;
       const std::size_t pm = stat0 + static_cast<std::size_t>(j) * p.m + k;
       const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];
       store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + pm * p.d, w.acc_k, h, inv, p.d, lane);

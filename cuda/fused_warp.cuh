@@ -34,6 +34,8 @@ constexpr int kNoRow = -2;    // a row past the end: matches no column
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr float kMinExp2 = -128.0f;  // ex2.approx.ftz(x) = 0 for x < -126 (2^x is subnormal, flushed)
+constexpr float kRescaleSlack = 8.0f;  // the online softmax keeps its running max until a chunk's
+                                       // exceeds it by this much (base 2): weights stay <= 2^8 = 256
 
 /// The padded head dimension D of a problem: d and d_v are both zero-padded to D in shared memory,
 /// D in {32, 64, 128} (one kernel instantiation each).
@@ -160,8 +162,13 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
   }
 
   if constexpr (kStep != Step::RStats) {
-    // Online softmax of eqs. (12)/(13): running max M, sum Z = sum 2^(z - M) and, for c_L,
-    // W = sum 2^(z - M) (z - M). A new max M' rescales: Z' = a Z, W' = a (W + (M - M') Z), a = 2^(M - M').
+    // Online softmax of eqs. (12)/(13): reference max M, sum Z = sum 2^(z - M) and, for c_L,
+    // W = sum 2^(z - M) (z - M). A new M' rescales: Z' = a Z, W' = a (W + (M - M') Z), a = 2^(M - M').
+    // Z, W and the epilogues' c_L = ln 2 (W / Z - log2 Z) and lse_L = ln 2 (M + log2 Z) hold for any
+    // M, not only the maximum, so M moves only when a chunk's maximum passes it by more than
+    // kRescaleSlack: then every weight is at most 2^kRescaleSlack (no overflow in fp16 or bf16, no
+    // loss of relative precision), and after the first chunk the rescale below is rare (step 20: with
+    // M the exact maximum it ran in nearly every chunk, 2 D multiplications per thread).
     float corr[2];
     #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -170,11 +177,12 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
       for (int nt = 0; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(sc[nt][2 * h], sc[nt][2 * h + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 lanes of a quad share a row
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(w.run_max[h], mx);
+      const bool raise = mx > w.run_max[h] + kRescaleSlack;  // always at the first valid column
+      const float m_new = raise ? mx : w.run_max[h];
       const bool none = m_new == -INFINITY;  // no valid column yet: every weight is 0
       // Before the first valid column Z, W and the accumulators are all 0, so they need no
       // rescale: a = 1 there lets the first chunk skip the 2 D multiplications below.
-      corr[h] = w.run_max[h] == -INFINITY ? 1.0f : exp2_approx(w.run_max[h] - m_new);
+      corr[h] = raise && w.run_max[h] != -INFINITY ? exp2_approx(w.run_max[h] - m_new) : 1.0f;
       float sum = 0.0f, ent = 0.0f;
       #pragma unroll
       for (int nt = 0; nt < kNT; ++nt)

@@ -39,11 +39,12 @@ __device__ __forceinline__ void warpgroup_chunk(WarpRows<D>& w, std::uint32_t ro
   // S (64 x kChunk) = rows (64 x D) keys^T on the warpgroup; this warp's 16 rows land in sc.
   // Scalar: S[r][c] = sum_f rows[r][f] * keys[c][f]. Mirrors the score of detail::r_update_block /
   // l_update_position / r_statistics_position, as warp_chunk's mma.sync loop does.
+  const std::uint64_t rows_desc = wgmma::descriptor(rows), keys_desc = wgmma::descriptor(keys);
   float sc[kNT][4];
   wgmma::fence();  // the previous chunk's register reads of sc are done before wgmma overwrites it
   #pragma unroll
   for (int kk = 0; kk < D / kK; ++kk)
-    wgmma::mma_64x64x16_ss<T>(sc, wgmma::descriptor(rows + kk * kStepBytes), wgmma::descriptor(keys + kk * kStepBytes),
+    wgmma::mma_64x64x16_ss<T>(sc, wgmma::advance(rows_desc, kk * kStepBytes), wgmma::advance(keys_desc, kk * kStepBytes),
                               kk > 0);
   wgmma::commit();
   wgmma::wait<0>();  // the scores are in registers
@@ -68,11 +69,12 @@ __device__ __forceinline__ void warpgroup_chunk(WarpRows<D>& w, std::uint32_t ro
     if constexpr (kVals) wgmma::pin(w.acc_v);
     wgmma::pin(wa);  // packed before the fence
     wgmma::fence();  // accumulators and weights are in their registers before wgmma reads them
+    const std::uint64_t vals_desc = wgmma::descriptor(vals);
     #pragma unroll
     for (int kk = 0; kk < kChunk / kK; ++kk) {
       const std::uint32_t step = kk * kK * wgmma::kRowBytes;
-      if constexpr (kSumKeys) wgmma::mma_64x64x16_rs<T>(w.acc_k, wa[kk], wgmma::descriptor(keys + step));
-      if constexpr (kVals) wgmma::mma_64x64x16_rs<T>(w.acc_v, wa[kk], wgmma::descriptor(vals + step));
+      if constexpr (kSumKeys) wgmma::mma_64x64x16_rs<T>(w.acc_k, wa[kk], wgmma::advance(keys_desc, step));
+      if constexpr (kVals) wgmma::mma_64x64x16_rs<T>(w.acc_v, wa[kk], wgmma::advance(vals_desc, step));
     }
     wgmma::commit();
     wgmma::wait<0>();  // the accumulators are readable, and the tiles may be refilled after the barrier

@@ -312,6 +312,7 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
   detail::Problem& p = s.p;
   p.E = E, p.H = H, p.N = N, p.d = d, p.dv = dv;
   p.b = g.b, p.m = g.m, p.Np = g.Np, p.off = g.off;
+  p.div_b = detail::FastDiv(g.b), p.div_m = detail::FastDiv(g.m);
   p.tau = static_cast<float>(resolve_scale(opt, d));
   p.dtype = cfg.dtype;
   p.Q = s.Q.get(), p.K = s.K.get(), p.V = s.V.get();

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "check.cuh"
+#include "fast_div.hpp"
 #include "monarch_cuda/monarch_cuda.hpp"
 
 namespace monarch::cuda::detail {
@@ -42,6 +43,7 @@ struct Problem {
   float* c_L_pm = nullptr;     // (E H, N')      fp32   level 3 only
   unsigned* sync = nullptr;    // level 5 only: its work counter and per (head, step) done counts
   int round = 1;               // t of the round being run, 1..T (set by the harness)
+  FastDiv div_b, div_m;        // / b and / m without a runtime division (levels 3, 5, 7: step 20)
 };
 
 /// The three steps of one round (spec §4), as a level implements them. Each enqueues on the
@@ -127,9 +129,13 @@ __device__ __forceinline__ bool is_valid(const Problem& p, int head, int p_idx) 
 
 /// The perfect shuffle P of spec §2 on row indices: position-major row j*m + l is padded row l*b + j,
 /// and back.
-__host__ __device__ __forceinline__ int padded_of_pm(const Problem& p, int pm) { return pm % p.m * p.b + pm / p.m; }
+__host__ __device__ __forceinline__ int padded_of_pm(const Problem& p, int pm) {
+  const int j = p.div_m.div(pm);  // pm = j m + l
+  return (pm - j * p.m) * p.b + j;
+}
 __host__ __device__ __forceinline__ int pm_of_padded(const Problem& p, int padded) {
-  return padded % p.b * p.m + padded / p.b;
+  const int l = p.div_b.div(padded);  // padded = l b + j
+  return (padded - l * p.b) * p.m + l;
 }
 
 /// Offset of row p_idx of head `head` in a padded (E H, N', cols) intermediate.

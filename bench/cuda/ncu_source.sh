@@ -9,15 +9,16 @@ LIB=${LIB:-build-dev/prebuilt/bin/libmonarch_cuda_c.so}
 CONFIG=${CONFIG:-4096x256}
 LEVEL=${LEVEL:-6}
 KERNEL=${KERNEL:-in_place}  # kernel-name regex
+SKIP=${SKIP:-0}             # matching launches to skip first (level 7's second kernel of a call: SKIP=1)
 OUTDIR=${OUTDIR:-/tmp}
-REP=/tmp/ncu-source-$LEVEL
+REP=/tmp/ncu-source-$LEVEL-$SKIP
 rm -f "$REP.ncu-rep"
 ncu --clock-control none --section SourceCounters --section WarpStateStats --kernel-name regex:"$KERNEL" \
-  --launch-count 1 -o "$REP" python3 bench/compare_sdpa.py --lib "$LIB" --out /tmp/ncu-run --configs "$CONFIG" \
+  --launch-skip "$SKIP" --launch-count 1 -o "$REP" python3 bench/compare_sdpa.py --lib "$LIB" --out /tmp/ncu-run --configs "$CONFIG" \
   --steps 1 --dtypes fp16 --reps 2 --level "$LEVEL" >/dev/null 2>&1 || { echo "ncu failed"; exit 1; }
-ncu -i "$REP.ncu-rep" --page source --csv --print-source sass >"$OUTDIR/ncu-source-level$LEVEL-$CONFIG.csv" 2>&1
+ncu -i "$REP.ncu-rep" --page source --csv --print-source sass >"$OUTDIR/ncu-source-level$LEVEL-$CONFIG-$SKIP.csv" 2>&1
 ncu -i "$REP.ncu-rep" --section WarpStateStats --section SourceCounters 2>&1 | grep -vE "^\s*$" | head -80
-python3 - "$OUTDIR/ncu-source-level$LEVEL-$CONFIG.csv" <<'PY'
+python3 - "$OUTDIR/ncu-source-level$LEVEL-$CONFIG-$SKIP.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
 head = next(i for i, r in enumerate(rows) if any("Source" == c for c in r))
