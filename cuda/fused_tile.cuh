@@ -1,6 +1,7 @@
-// The tile that levels 3 and 5 share: one CTA's 64 rows of one step (r_update, l_update or r_stats)
+// The tile that levels 3, 5 and 7 share: one CTA's 64 rows of one step (r_update, l_update or r_stats)
 // of one head, as a device function. Level 3 launches it once per CTA and step; level 5 calls it in
-// a persistent loop over every step of every round. The algorithm is described in level3_fused.cu.
+// a persistent loop over every step of every round; level 7 launches it like level 3, with its
+// products on the warpgroup (kWg). The algorithm is described in level3_fused.cu.
 #pragma once
 
 #include <algorithm>

@@ -34,8 +34,8 @@ constexpr int kNoRow = -2;    // a row past the end: matches no column
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr float kMinExp2 = -128.0f;  // ex2.approx.ftz(x) = 0 for x < -126 (2^x is subnormal, flushed)
-constexpr float kRescaleSlack = 8.0f;  // the online softmax keeps its running max until a chunk's
-                                       // exceeds it by this much (base 2): weights stay <= 2^8 = 256
+constexpr float kRescaleSlack = 8.0f;  // the online softmax keeps its reference max until a chunk's
+                                       // maximum exceeds it by this much (base 2): weights stay <= 2^8 = 256
 
 /// The padded head dimension D of a problem: d and d_v are both zero-padded to D in shared memory,
 /// D in {32, 64, 128} (one kernel instantiation each).
@@ -130,7 +130,7 @@ __device__ __forceinline__ void bind_rows(WarpRows<D>& w, RowAddr row_addr, int 
 /// The softmax part of one chunk, on this warp's 16 rows of scores sc (the C fragments of
 /// S = rows keys^T, 16 x kChunk, however they were multiplied): masks them by group, turns them
 /// into weights in place (the online softmax of eqs. (12)/(13), or r_stats' fixed normalisers of
-/// eq. (11)), updates the row statistics and rescales the accumulators when a row's maximum moved.
+/// eq. (11)), updates the row statistics and rescales the accumulators when a row's reference moved.
 /// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
 template <Step kStep, int D, int kChunk, bool kVals, class Group>
 __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk / kN][4], const Group* grp,
@@ -207,8 +207,8 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
       w.run_sum[h] = w.run_sum[h] * corr[h] + sum;
       if (!none) w.run_max[h] = m_new;
     }
-    // Rescale the accumulators only when some row's maximum moved (a warp-uniform test): once the
-    // maxima settle, most chunks skip these 2 D / 2 multiplications per thread.
+    // Rescale the accumulators only when some row's reference moved (a warp-uniform test): after the
+    // first chunk that is rare, so most chunks skip these 2 D / 2 multiplications per thread.
     if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f))
       #pragma unroll
       for (int dt = 0; dt < kDT; ++dt)
