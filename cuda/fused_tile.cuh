@@ -42,14 +42,18 @@ constexpr int min_ctas() { return D > 64 ? 2 : kStep == Step::RUpdate && kVals ?
 /// warpgroup products hold no B fragments, so the registers that kept level 3's R-update without
 /// values at 32 columns are free; 128 columns measured slower, with fewer CTAs per SM: bench/NOTES.md
 /// step 17 (b)); otherwise skewed rows for ldmatrix.
+/// Level 7 keeps a third stage of every tile its sums read: chunk i - 1's sums still run on the
+/// tensor cores while chunk i + 1 lands (step 23), so the stage the copies refill must be neither.
 template <class T, int D, Step kStep, bool kVals, bool kWg = false>
 struct Smem {
   static constexpr int kLd = kWg ? D : D + kSkew;  // row stride of every tile (elements)
   static constexpr int kChunk = kWg ? 64 : chunk_cols<D, kStep, kVals>();
+  static constexpr int kKeyStages = kWg && kStep != Step::LUpdate ? kStages + 1 : kStages;  // keys are summed
+  static constexpr int kValStages = kWg ? kStages + 1 : kStages;                           // values always are
   static constexpr std::size_t kRowsOff = 0;                                        // (kRows, D)   T
-  static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kStages, kChunk, D) T
-  static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kStages * kChunk * kLd;  // same, if kVals
-  static constexpr std::size_t kGroupOff = kValsOff + (kVals ? sizeof(T) * kStages * kChunk * kLd : 0);  // (kStages, kChunk) int
+  static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kKeyStages, kChunk, D) T
+  static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kKeyStages * kChunk * kLd;  // (kValStages, kChunk, D), if kVals
+  static constexpr std::size_t kGroupOff = kValsOff + (kVals ? sizeof(T) * kValStages * kChunk * kLd : 0);  // (kStages, kChunk) int
   static constexpr std::size_t kBiasOff = kGroupOff + sizeof(int) * kStages * kChunk;  // (kStages, kChunk) float
   static constexpr std::size_t kBytes = kBiasOff + sizeof(float) * kStages * kChunk;
   static_assert(kKeysOff % kCopyBytes == 0 && kValsOff % kCopyBytes == 0 && kGroupOff % kCopyBytes == 0,
@@ -84,8 +88,9 @@ constexpr std::size_t any_step_bytes() {
 /// after its last use of shared memory, so the caller may refill smem at once (level 5 does).
 /// Intermediates written by other CTAs are read through L2 (__ldcg, cp.async.cg), never a possibly
 /// stale L1 line: level 5 reads them in the same launch that wrote them.
-/// kWg (level 7): the products run on the warpgroup (warpgroup_chunk) from swizzled tiles, and smem
-/// must be 1024-byte aligned.
+/// kWg (level 7): the products run on the warpgroup (issue_scores, issue_sums) from swizzled tiles,
+/// and smem must be 1024-byte aligned. Its last chunk's sums read shared memory after the last
+/// barrier: level 7 runs one tile per CTA, so nothing refills it.
 template <class T, Step kStep, int D, bool kVals, bool kWg = false>
 __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
                                            int tid) {
@@ -122,10 +127,14 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid, Place{});
   };
 
-  // ---- Column chunk c0 .. c0 + kChunk into stage s: keys and values (cp.async).
-  auto copy_chunk = [&](int c0, int s) {
-    T* keys = keys_s + s * kChunk * kLd;
-    T* vals = vals_s + s * kChunk * kLd;
+  // Chunk i's stages: its keys, its values, and its groups and biases (columns).
+  auto keys_of = [&](int i) { return keys_s + i % S::kKeyStages * kChunk * kLd; };  // (kChunk, D)
+  auto vals_of = [&](int i) { return vals_s + i % S::kValStages * kChunk * kLd; };  // (kChunk, D)
+
+  // ---- Column chunk c0 .. c0 + kChunk, chunk i: keys and values (cp.async).
+  auto copy_chunk = [&](int c0, int i) {
+    T* keys = keys_of(i);
+    T* vals = vals_of(i);
     auto in = [&](int c) { return c0 + c < c_end; };
     if constexpr (kStep == Step::RUpdate) {  // keys k_(k,i) and values v_(k,i): padded index c
       // Chunk row c is token c0 + c - off, kept while a token and inside the groups (c0 + c < c_end).
@@ -236,7 +245,14 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const float scale2 = p.tau * kLog2e;  // scores in base 2: tau s log2(e)
   if constexpr (!kWg) bind_rows<D>(w, [&](int r) { return rows_s + (warp * kM + r) * kLd; }, lane);
 
-  for (int i = 0; i < n_chunks; ++i) {
+  // Level 7 (step 23): chunk i - 1's sums are issued right after chunk i's scores, so they run on
+  // the tensor cores while the warps turn chunk i's scores into weights (FlashAttention-3's
+  // intra-warpgroup overlap); wa holds chunk i - 1's packed weights until they have landed.
+  constexpr bool kSums = kStep != Step::LUpdate || kVals;  // (an L-update of an early round: lse_L only)
+  std::uint32_t wa[kChunk / kK][4];                        // (16, kChunk) T pairs: chunk i - 1's weights
+
+  // Chunk i; first: i == 0, a compile-time flag so that level 7 peels it (below).
+  auto chunk = [&](int i, auto first) {
     const int c0 = c_beg + i * kChunk, s = i % kStages;
     const bool more = i + 1 < n_chunks;
     Column next;
@@ -245,15 +261,16 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
       // (and, at i = 0, its stores of mean queries) are made visible to it before the barrier. The
       // fence is a memory barrier that waits for this thread's outstanding loads, so chunk i + 1's
       // column loads are issued after it, not before (step 18); its copies land during chunk i's work.
+      // They refill the stages chunk i - 2 used: its sums landed before the last barrier.
       cp_async_wait<0>();
       wgmma::fence_shared_for_async();
       if (more) {
-        copy_chunk(c0 + kChunk, (i + 1) % kStages);
+        copy_chunk(c0 + kChunk, i + 1);
         next = read_column(c0 + kChunk);
         cp_async_commit();
       }
     } else if (more) {
-      copy_chunk(c0 + kChunk, (i + 1) % kStages);
+      copy_chunk(c0 + kChunk, i + 1);
       next = read_column(c0 + kChunk);
       cp_async_commit();
       cp_async_wait<1>();
@@ -262,20 +279,56 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     }
     __syncthreads();  // chunk i (and, at i = 0, the row tile) is in shared memory for every thread
 
-    const T* keys = keys_s + s * kChunk * kLd;
-    const T* vals = vals_s + s * kChunk * kLd;
     if constexpr (kWg) {  // the whole warpgroup: rows outside the chunk's groups are masked to weight 0
-      warpgroup_chunk<T, kStep, D, kChunk, kVals>(w, smem_addr(rows_s), smem_addr(keys), smem_addr(vals),
-                                                  group_s + s * kChunk, bias_s + s * kChunk, scale2, lane);
+      float sc[kChunk / kN][4];  // (16, kChunk) this warp's scores of chunk i, then its weights
+      wgmma::fence();  // wa and the accumulators, written last iteration, are in place before wgmma reads them
+      issue_scores<T, D, kChunk>(sc, smem_addr(rows_s), smem_addr(keys_of(i)));
+      wgmma::commit();
+      // No wgmma may sit in a runtime branch: ptxas closes a batch at the end of the branch and adds
+      // an empty one after it, and a wait then covers chunk i - 1's sums too; and it serialises every
+      // wgmma of a kernel when a path it cannot rule out reads an accumulator between issue and wait.
+      constexpr bool kOverlap = kSums && !decltype(first)::value;
+      if constexpr (kOverlap) {
+        issue_sums<T, kStep, D, kChunk, kVals>(w, wa, smem_addr(keys_of(i - 1)), smem_addr(vals_of(i - 1)));
+        wgmma::commit();
+      }
+      wgmma::wait<kOverlap ? 1 : 0>();  // the scores have landed; chunk i - 1's sums may still run
+      wgmma::pin(sc);
+      float corr[2];
+      chunk_weights<kStep, D, kChunk>(w, sc, group_s + s * kChunk, bias_s + s * kChunk, scale2, lane, corr);
+      if constexpr (kSums) {
+        if constexpr (kOverlap) {
+          wgmma::wait<0>();  // chunk i - 1's sums have landed: the accumulators may be rescaled, wa refilled
+          pin_sums<kStep, kVals>(w, wa);
+        }
+        rescale_accumulators<kStep, D, kVals>(w, corr);
+        pack_weights<T, kChunk>(wa, sc);
+        pin_sums<kStep, kVals>(w, wa);  // rescaled and packed before the next iteration's fence
+      }
     } else if (w0 < p.Np && c0 < wc_end && c0 + kChunk > wc_beg) {  // this warp has columns in the chunk
+      const T* keys = keys_of(i);
+      const T* vals = vals_of(i);
       warp_chunk<T, kStep, D, kChunk, kVals>(
           w, [&](int c) { return keys + c * kLd; }, [&](int c) { return vals + c * kLd; }, group_s + s * kChunk,
           bias_s + s * kChunk, scale2, lane);
     }
     // Stage i + 1 was last read in iteration i - 1, before its closing barrier.
     if (more) publish_column(next, (i + 1) % kStages);
-    __syncthreads();  // every warp is done with stage s before the next iteration refills it, and
-                      // chunk i + 1's groups and biases are in shared memory
+    __syncthreads();  // every warp is done with the stages the next iteration refills, and chunk
+                      // i + 1's groups and biases are in shared memory
+  };
+  if constexpr (kWg) {  // chunk 0 has no earlier sums to overlap: peeled, so no wgmma sits in a branch
+    chunk(0, std::true_type{});
+    for (int i = 1; i < n_chunks; ++i) chunk(i, std::false_type{});
+  } else {
+    for (int i = 0; i < n_chunks; ++i) chunk(i, std::false_type{});
+  }
+  if constexpr (kWg && kSums) {  // the last chunk's sums, alone
+    wgmma::fence();  // wa and the accumulators are in place
+    issue_sums<T, kStep, D, kChunk, kVals>(w, wa, smem_addr(keys_of(n_chunks - 1)), smem_addr(vals_of(n_chunks - 1)));
+    wgmma::commit();
+    wgmma::wait<0>();  // the accumulators are readable
+    pin_sums<kStep, kVals>(w, wa);
   }
 
   // ---- Epilogue: this thread's two rows.

@@ -127,18 +127,19 @@ __device__ __forceinline__ void bind_rows(WarpRows<D>& w, RowAddr row_addr, int 
   w.row_s = smem_addr(row_addr(lane & 15) + (lane >> 4) * 8);
 }
 
-/// The softmax part of one chunk, on this warp's 16 rows of scores sc (the C fragments of
-/// S = rows keys^T, 16 x kChunk, however they were multiplied): masks them by group, turns them
-/// into weights in place (the online softmax of eqs. (12)/(13), or r_stats' fixed normalisers of
-/// eq. (11)), updates the row statistics and rescales the accumulators when a row's reference moved.
+/// The softmax part of one chunk but the accumulators' rescale, on this warp's 16 rows of scores sc
+/// (the C fragments of S = rows keys^T, 16 x kChunk, however they were multiplied): masks them by
+/// group, turns them into weights in place (the online softmax of eqs. (12)/(13), or r_stats' fixed
+/// normalisers of eq. (11)) and updates the row statistics. corr[h] is the factor by which row h's
+/// accumulators must be rescaled (1 unless its reference moved): level 7 applies it only once the
+/// previous chunk's sums, still running on the tensor cores, have landed (step 23).
 /// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
-template <Step kStep, int D, int kChunk, bool kVals, class Group>
-__device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk / kN][4], const Group* grp,
-                                              const float* bias, float scale2, int lane) {
+template <Step kStep, int D, int kChunk, class Group>
+__device__ __forceinline__ void chunk_weights(WarpRows<D>& w, float (&sc)[kChunk / kN][4], const Group* grp,
+                                              const float* bias, float scale2, int lane, float (&corr)[2]) {
   constexpr int kNT = kChunk / kN;  // 8-column score tiles
-  constexpr int kDT = D / kN;       // 8-column accumulator tiles
-  constexpr bool kSumKeys = kStep != Step::LUpdate;
   const int t = lane % 4;
+  corr[0] = corr[1] = 1.0f;
 
   // z = tau s log2(e) - bias, -inf outside the row's group. Element e of tile nt is row
   // g + 8 (e / 2), column nt*8 + 2t + e % 2. When the chunk lies inside the one group of all the
@@ -167,9 +168,8 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
     // Z, W and the epilogues' c_L = ln 2 (W / Z - log2 Z) and lse_L = ln 2 (M + log2 Z) hold for any
     // M, not only the maximum, so M moves only when a chunk's maximum passes it by more than
     // kRescaleSlack: then every weight is at most 2^kRescaleSlack (no overflow in fp16 or bf16, no
-    // loss of relative precision), and after the first chunk the rescale below is rare (step 20: with
-    // M the exact maximum it ran in nearly every chunk, 2 D multiplications per thread).
-    float corr[2];
+    // loss of relative precision), and after the first chunk the accumulators' rescale is rare (step
+    // 20: with M the exact maximum it ran in nearly every chunk, 2 D multiplications per thread).
     #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float mx = -INFINITY;
@@ -207,16 +207,6 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
       w.run_sum[h] = w.run_sum[h] * corr[h] + sum;
       if (!none) w.run_max[h] = m_new;
     }
-    // Rescale the accumulators only when some row's reference moved (a warp-uniform test): after the
-    // first chunk that is rare, so most chunks skip these 2 D / 2 multiplications per thread.
-    if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f))
-      #pragma unroll
-      for (int dt = 0; dt < kDT; ++dt)
-        #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          if constexpr (kSumKeys) w.acc_k[dt][e] *= corr[e / 2];
-          if constexpr (kVals) w.acc_v[dt][e] *= corr[e / 2];
-        }
   } else {
     // RStats, eq. (11): L_j[k, l] valid(l, j) = 2^(z - c_L[k] log2 e), the column's lse_L already in
     // its bias; c_R[k, j] is the row sum of these weights (quad-reduced by the caller at the end).
@@ -229,6 +219,34 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
         w.run_sum[e / 2] += p;
       }
   }
+}
+
+/// acc *= corr row by row (the online softmax's a = 2^(M - M') of chunk_weights), for the
+/// accumulators the step keeps. Only when some row's reference moved (a warp-uniform test): after
+/// the first chunk that is rare, so most chunks skip these 2 D / 2 multiplications per thread.
+template <Step kStep, int D, bool kVals>
+__device__ __forceinline__ void rescale_accumulators(WarpRows<D>& w, const float (&corr)[2]) {
+  constexpr int kDT = D / kN;  // 8-column accumulator tiles
+  constexpr bool kSumKeys = kStep != Step::LUpdate;
+  if constexpr (kStep != Step::RStats) {  // r_stats' weights have fixed normalisers: never rescaled
+    if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f))
+      #pragma unroll
+      for (int dt = 0; dt < kDT; ++dt)
+        #pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if constexpr (kSumKeys) w.acc_k[dt][e] *= corr[e / 2];
+          if constexpr (kVals) w.acc_v[dt][e] *= corr[e / 2];
+        }
+  }
+}
+
+/// The whole softmax part of one chunk: chunk_weights, then the accumulators' rescale at once.
+template <Step kStep, int D, int kChunk, bool kVals, class Group>
+__device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk / kN][4], const Group* grp,
+                                              const float* bias, float scale2, int lane) {
+  float corr[2];
+  chunk_weights<kStep, D, kChunk>(w, sc, grp, bias, scale2, lane, corr);
+  rescale_accumulators<kStep, D, kVals>(w, corr);
 }
 
 /// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys

@@ -9,7 +9,9 @@
 // the masks, the groups, the two-stage cp.async pipeline and the epilogues are level 3's code
 // (fused_tile.cuh with kWg = true); only the tiles' layout changes, to the 128-byte swizzle wgmma
 // reads (wgmma_sm90.cuh). Level 3 issued 96 mma.sync and 48 ldmatrix per warp for one chunk of the
-// R-update with values; here the warpgroup issues 12 wgmma.
+// R-update with values; here the warpgroup issues 12 wgmma. Chunk i - 1's sums are issued after
+// chunk i's scores and run while the warps compute chunk i's weights, so the tiles the sums read
+// keep a third stage (step 23).
 //
 // The step kernels launch with programmatic dependent launch: each waits for its predecessor inside
 // the kernel (griddepcontrol.wait), so launches and the last wave's tail overlap (step 19).
