@@ -158,25 +158,30 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   // latency passes under that work. (Step 16: published at once, they stalled the warps that read
   // them, and the barrier made every warp wait for those.)
   struct Column {
-    int grp = kNoGroup;  // kNoGroup past the groups: masked
-    bool valid = false;  // a valid key (R-update), a non-empty block (L-update), a valid query (r_stats)
-    float raw = 0.0f;    // c_L (L-update) or lse_L (r_stats) of the column
+    int grp = kNoGroup;     // kNoGroup past the groups, or for a thread past the chunk: masked
+    std::uint8_t valid = 0; // valid(.): a valid key (R-update), a valid query (r_stats); 1 in the L-update,
+                            // where an empty block has c_L = +inf
+    float raw = 0.0f;       // c_L (L-update) or lse_L (r_stats) of the column
   };
   static_assert(kChunk <= kThreads, "one column per thread");
+  // The loads are unconditional (a thread past the chunk's columns reads column c0's entries again)
+  // and their results stay raw until publish_column: no instruction here uses them, so the warps
+  // do not wait for them before the barrier (step 24: a load in a branch, or turned into a bool at
+  // once, made every CTA wait one global-memory latency per chunk at the top of the loop).
   auto read_column = [&](int c0) {
     Column col;
     const int cc = c0 + tid;
-    if (tid < kChunk && cc < c_end) {
-      col.grp = group_of.div(cc);
-      if constexpr (kStep == Step::RUpdate) {
-        col.valid = valid_e[cc];
-      } else if constexpr (kStep == Step::LUpdate) {
-        col.valid = true;  // an empty block has c_L = +inf
-        col.raw = __ldcg(p.c_L_pm + stat0 + cc);
-      } else {
-        col.valid = valid_e[padded_of_pm(p, cc)];
-        col.raw = __ldcg(p.lse_L + stat0 + cc);
-      }
+    const bool in = tid < kChunk && cc < c_end;
+    const int at = in ? cc : c0;  // c0 < c_end: a chunk starts inside the groups
+    col.grp = in ? group_of.div(at) : kNoGroup;
+    if constexpr (kStep == Step::RUpdate) {
+      col.valid = valid_e[at];
+    } else if constexpr (kStep == Step::LUpdate) {
+      col.valid = 1;
+      col.raw = __ldcg(p.c_L_pm + stat0 + at);
+    } else {
+      col.valid = valid_e[padded_of_pm(p, at)];
+      col.raw = __ldcg(p.lse_L + stat0 + at);
     }
     return col;
   };
@@ -184,7 +189,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   auto publish_column = [&](const Column& col, int s) {
     if (tid < kChunk) {
       group_s[s * kChunk + tid] = col.grp;
-      bias_s[s * kChunk + tid] = col.grp != kNoGroup && col.valid ? col.raw * kLog2e : INFINITY;
+      bias_s[s * kChunk + tid] = col.grp != kNoGroup && col.valid != 0 ? col.raw * kLog2e : INFINITY;
     }
   };
 
