@@ -43,7 +43,10 @@ constexpr int kDivShift = 20;  // divide() below: r / n as (r inverse(n)) >> 20
 
 /// r / n for 0 <= r < kMaxRows and n <= kMaxRows, as a multiply and a shift by inv = ceil(2^20 / n): the
 /// error r (inv - 2^20 / n) / 2^20 stays below 1 / n, so the floor is exact. Step 14: the runtime
-/// divisions by b and m were ~15 instructions each, several per tile.
+/// divisions by b and m were ~15 instructions each, several per tile. Not FastDiv (fast_div.hpp),
+/// which levels 3, 5 and 7 use: that one is exact for every 32-bit dividend at the price of a
+/// multiply-high, two adds and two shifts, while a head that fits one CTA bounds r, so one multiply
+/// and one shift suffice here.
 constexpr int kMaxRows = 1024;  // N' of any head that fits one CTA (D = 32: ~900)
 static_assert(kMaxRows * kMaxRows <= (1 << kDivShift), "r / n exact for r, n <= kMaxRows");
 __host__ __device__ inline unsigned inverse(int n) { return ((1u << kDivShift) + n - 1) / n; }
