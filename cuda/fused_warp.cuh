@@ -249,6 +249,16 @@ __device__ __forceinline__ void chunk_softmax(WarpRows<D>& w, float (&sc)[kChunk
   rescale_accumulators<kStep, D, kVals>(w, corr);
 }
 
+/// The weights of k16 step kk of a chunk, packed to T as one A fragment: the C fragments (fp32) of
+/// the 8-column tiles 2 kk and 2 kk + 1 are, pair by pair, the A fragment of their 16 columns.
+template <class T, int kNT>
+__device__ __forceinline__ void pack_a_fragment(std::uint32_t (&a)[4], const float (&sc)[kNT][4], int kk) {
+  a[0] = pack2<T>(sc[2 * kk][0], sc[2 * kk][1]);
+  a[1] = pack2<T>(sc[2 * kk][2], sc[2 * kk][3]);
+  a[2] = pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+  a[3] = pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+}
+
 /// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys
 /// (and, for RUpdate/RStats, of the vectors it sums); val_addr(c) that of its values (Y or v).
 /// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
@@ -283,9 +293,8 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
   // are the A fragments. Scalar: acc[r][f] += sum_c W[r][c] * vals[c][f].
   #pragma unroll
   for (int kk = 0; kk < kChunk / kK; ++kk) {
-    const std::uint32_t wa[4] = {pack2<T>(sc[2 * kk][0], sc[2 * kk][1]), pack2<T>(sc[2 * kk][2], sc[2 * kk][3]),
-                                 pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                                 pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+    std::uint32_t wa[4];
+    pack_a_fragment<T>(wa, sc, kk);
     const int c = kk * kK + (lane & 7) + ((lane >> 3) & 1) * 8, f = (lane >> 4) * 8;
     #pragma unroll
     for (int dt = 0; dt < kDT; dt += 2) {

@@ -44,17 +44,12 @@ __device__ __forceinline__ void issue_scores(float (&sc)[kChunk / kN][4], std::u
                               kk > 0);
 }
 
-/// The weights sc (C fragments, fp32) packed to T: the A operand of every k16 step of the sums. The
-/// C fragments of two 8-column tiles are one A fragment, as in warp_chunk.
+/// The weights sc (C fragments, fp32) packed to T: the A operand of every k16 step of the sums,
+/// held whole because the sums run after the next chunk's scores (warp_chunk packs step by step).
 template <class T, int kChunk>
 __device__ __forceinline__ void pack_weights(std::uint32_t (&wa)[kChunk / kK][4], const float (&sc)[kChunk / kN][4]) {
   #pragma unroll
-  for (int kk = 0; kk < kChunk / kK; ++kk) {
-    wa[kk][0] = pack2<T>(sc[2 * kk][0], sc[2 * kk][1]);
-    wa[kk][1] = pack2<T>(sc[2 * kk][2], sc[2 * kk][3]);
-    wa[kk][2] = pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-    wa[kk][3] = pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
-  }
+  for (int kk = 0; kk < kChunk / kK; ++kk) pack_a_fragment<T>(wa[kk], sc, kk);
 }
 
 /// Issues acc (64 x D) += W (64 x kChunk) keys / vals (kChunk x D) on the warpgroup, W the packed
