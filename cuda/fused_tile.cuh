@@ -89,8 +89,8 @@ constexpr std::size_t any_step_bytes() {
 /// Intermediates written by other CTAs are read through L2 (__ldcg, cp.async.cg), never a possibly
 /// stale L1 line: level 5 reads them in the same launch that wrote them.
 /// kWg (level 7): the products run on the warpgroup (issue_scores, issue_sums) from swizzled tiles,
-/// and smem must be 1024-byte aligned. Its last chunk's sums read shared memory after the last
-/// barrier: level 7 runs one tile per CTA, so nothing refills it.
+/// and smem must be 1024-byte aligned. Its epilogue stages the rows it writes in shared memory and
+/// reads them back after its last barrier: level 7 runs one tile per CTA, so nothing refills it.
 template <class T, Step kStep, int D, bool kVals, bool kWg = false>
 __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
                                            int tid) {
@@ -337,23 +337,40 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   }
 
   // ---- Epilogue: this thread's two rows.
+  // Level 7 (step 26) stages the T rows it writes (alpha_L and Y, or o) in shared memory, in the
+  // stages its last products read, and copies them out in whole 16-byte pieces below.
+  constexpr bool kStaged = kWg && (kStep == Step::RUpdate || (kStep == Step::LUpdate && kVals));
+  T* const out_k = keys_s;  // (kRows, D) swizzled: alpha_L rows (R-update)
+  T* const out_v = vals_s;  // (kRows, D) swizzled: Y rows (R-update) or o rows (L-update), if kVals
+  if constexpr (kStaged) __syncthreads();  // every warp is past its last wait, so no product still reads
+                                           // the stages the staged rows overwrite
+  auto row_of_pm = [&](int row) {  // padded row k b + j -> its position-major row j m + k, eq. (12)'s outputs
+    const int k = p.div_b.div(row), j = row - k * p.b;
+    return stat0 + static_cast<std::size_t>(j) * p.m + k;
+  };
   if constexpr (kStep == Step::RStats) finish_row_sums(w);
   #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int row = w0 + g + 8 * h;
+    const int row = w0 + g + 8 * h, r = warp * kM + g + 8 * h;  // r: the row in the CTA's tile
     if (row >= p.Np) continue;
     if constexpr (kStep == Step::RUpdate) {
       // R = w / Z. A block with no valid key (Z = 0) has no R row: alpha_L = Y = 0, c_L = +inf.
-      const int k = p.div_b.div(row), j = row - k * p.b;
-      const std::size_t pm = stat0 + static_cast<std::size_t>(j) * p.m + k;
+      const std::size_t pm = row_of_pm(row);
       const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];
-      store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + pm * p.d, w.acc_k, h, inv, p.d, lane);
-      if constexpr (kVals) store_row<T, D>(static_cast<T*>(p.Y_pm) + pm * p.dv, w.acc_v, h, inv, p.dv, lane);
+      if constexpr (kStaged) {
+        stage_row<T, D>(out_k, r, w.acc_k, h, inv, lane);
+        if constexpr (kVals) stage_row<T, D>(out_v, r, w.acc_v, h, inv, lane);
+      } else {
+        store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + pm * p.d, w.acc_k, h, inv, p.d, lane);
+        if constexpr (kVals) store_row<T, D>(static_cast<T*>(p.Y_pm) + pm * p.dv, w.acc_v, h, inv, p.dv, lane);
+      }
       if (t == 0) p.c_L_pm[pm] = entropy_term(w, h);
     } else if constexpr (kStep == Step::LUpdate) {
       // Some block of every position has a valid key, so Z > 0.
       if (t == 0) p.lse_L[stat0 + row] = log_normaliser(w, h);
-      if constexpr (kVals) {
+      if constexpr (kStaged) {
+        stage_row<T, D>(out_v, r, w.acc_v, h, 1.0f / w.run_sum[h], lane);  // a pad's row is dropped below
+      } else if constexpr (kVals) {
         const int n = padded_of_pm(p, row) - p.off;  // eq. (1): pads are dropped
         if (n < 0 || n >= p.N) continue;
         T* O = static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv;
@@ -368,6 +385,25 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
         if (c < p.d) *reinterpret_cast<float2*>(aR + c) = make_float2(w.acc_k[dt][2 * h], w.acc_k[dt][2 * h + 1]);
       }
       if (t == 0) p.c_R[stat0 + padded] = w.run_sum[h];
+    }
+  }
+  if constexpr (kStaged) {
+    __syncthreads();  // every warp's rows are staged: each thread below copies rows other warps wrote
+    // Piece pc of tile row r, r = tid / 8 + 16 i: eight threads per 128-byte row, 16 rows per pass.
+    constexpr int kPieces = wgmma::kRowBytes / kCopyBytes, kRowsPerPass = kThreads / kPieces;
+    static_assert(kThreads % kPieces == 0, "every thread keeps one piece of each row it copies");
+    const int pc = tid % kPieces, rows = min(kRows, p.Np - r0);
+    for (int r = tid / kPieces; r < rows; r += kRowsPerPass) {
+      const int row = r0 + r;
+      if constexpr (kStep == Step::RUpdate) {  // alpha_L[k, j], Y[k, j] at position-major row j m + k
+        const std::size_t pm = row_of_pm(row);
+        copy_staged_piece(static_cast<T*>(p.alpha_L_pm) + pm * p.d, out_k, r, pc, p.d);
+        if constexpr (kVals) copy_staged_piece(static_cast<T*>(p.Y_pm) + pm * p.dv, out_v, r, pc, p.dv);
+      } else {  // o of token n, eq. (4); pads are dropped, eq. (1)
+        const int n = padded_of_pm(p, row) - p.off;
+        if (n < 0 || n >= p.N) continue;
+        copy_staged_piece(static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv, out_v, r, pc, p.dv);
+      }
     }
   }
 }

@@ -81,4 +81,30 @@ __device__ __forceinline__ void pin_sums(WarpRows<D>& w, Wa& wa) {
   wgmma::pin(wa);
 }
 
+/// Level 7's epilogue, first half (step 26): row h of this warp's accumulators acc, times scale, into
+/// row r of a swizzled staging tile (64-element rows) as T pairs. In the swizzle the 8 rows g of one
+/// store land in 8 different 16-byte pieces, so the warp's 32 lanes hit 32 different banks.
+/// Scalar: tile[r][c] = T(acc row h, column c, times scale), c < D. Mirrors store_row (fused_warp.cuh),
+/// which writes the same values straight to global memory, 4 bytes per lane.
+template <class T, int D>
+__device__ __forceinline__ void stage_row(T* tile, int r, const float (&acc)[D / kN][4], int h, float scale,
+                                          int lane) {
+  static_assert(D == 64, "one 128-byte swizzled row per tile row");
+  const int t = lane % 4;
+  #pragma unroll
+  for (int dt = 0; dt < D / kN; ++dt)
+    *reinterpret_cast<std::uint32_t*>(tile + wgmma::swizzled(r, dt * kN + 2 * t)) =
+        pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+}
+
+/// Second half: the 16-byte piece pc of staged row r to dst (a global row of width elements, width a
+/// multiple of 8; pieces at or past width are not written). Eight threads cover one 128-byte row, so
+/// each warp store writes four whole rows, 4 full sectors per 128 bytes; store_row's 4-byte stores
+/// write 16 bytes of each of 8 rows, 8 half-filled sectors per 128 bytes, with 4x the instructions.
+template <class T>
+__device__ __forceinline__ void copy_staged_piece(T* dst, const T* tile, int r, int pc, int width) {
+  const int c = pc * wgmma::kPieceElems;
+  if (c < width) *reinterpret_cast<uint4*>(dst + c) = *reinterpret_cast<const uint4*>(tile + wgmma::swizzled(r, c));
+}
+
 }  // namespace monarch::cuda::detail::fused
