@@ -91,9 +91,15 @@ constexpr std::size_t any_step_bytes() {
 /// kWg (level 7): the products run on the warpgroup (issue_scores, issue_sums) from swizzled tiles,
 /// and smem must be 1024-byte aligned. Its epilogue stages the rows it writes in shared memory and
 /// reads them back after its last barrier: level 7 runs one tile per CTA, so nothing refills it.
-template <class T, Step kStep, int D, bool kVals, bool kWg = false>
+/// wait_for_inputs: level 7 passes its wait for the previous kernel (programmatic dependent launch),
+/// called before the tile reads anything a kernel of the call writes; the L-update issues its query
+/// rows first (step 28). Levels 3 and 5 pass nothing.
+struct NoWait {
+  __device__ void operator()() const {}
+};
+template <class T, Step kStep, int D, bool kVals, bool kWg = false, class WaitForInputs = NoWait>
 __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
-                                           int tid) {
+                                           int tid, WaitForInputs wait_for_inputs = {}) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
   static_assert(D % kK == 0 && D <= kMaxDim, "D is whole k16 steps, at most kMaxDim (validate_session)");
   static_assert(kRows == kM * kWarps && kThreads == 32 * kWarps, "one 16-row strip per warp");
@@ -193,6 +199,20 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     }
   };
 
+  // The L-update's row tile: q_(l,j) at position-major row j*m + l.
+  auto load_queries = [&] {
+    load_tile(rows_s, kRows, p.d, [&](int r) -> const T* {
+      const int rr = r0 + r;
+      return rr < p.Np ? token_row<T>(p, p.Q, head, padded_of_pm(p, rr), p.d) : nullptr;
+    });
+  };
+  // Level 7's L-update (step 28) issues its query rows before it waits for the R-update: q is an input
+  // of the call, which no kernel writes, and every kernel before the R-update had completed when the
+  // R-update let this kernel start. So a CTA that starts early, during the R-update's last wave,
+  // finds only alpha_L, Y and c_L, fresh in L2, left to wait for.
+  constexpr bool kRowsFirst = kWg && kStep == Step::LUpdate;
+  if constexpr (kRowsFirst) load_queries();
+  wait_for_inputs();
   copy_chunk(c_beg, 0);
   const Column first = read_column(c_beg);
   // ---- Row tile (kRows, D): the left operand of every score, after chunk 0 is on its way.
@@ -225,11 +245,8 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
         *reinterpret_cast<std::uint32_t*>(at(rows_s, r, c)) = pack2<T>(v[k].x * inv, v[k].y * inv);
       }
     }
-  } else if constexpr (kStep == Step::LUpdate) {  // q_(l,j) at position-major row j*m + l
-    load_tile(rows_s, kRows, p.d, [&](int r) -> const T* {
-      const int rr = r0 + r;
-      return rr < p.Np ? token_row<T>(p, p.Q, head, padded_of_pm(p, rr), p.d) : nullptr;
-    });
+  } else if constexpr (kStep == Step::LUpdate) {
+    if constexpr (!kRowsFirst) load_queries();
   } else {  // r_stats: alpha_L[k, j] at position-major row j*m + k
     load_rows(rows_s, kRows, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + r0) * p.d, 0, p.Np - r0);
   }

@@ -48,11 +48,15 @@ __global__ void __launch_bounds__(kThreads, wg_ctas<kStep, kVals>()) level7_kern
   unsigned char* tiles = smem + (wgmma::kAtomBytes - smem_addr(smem) % wgmma::kAtomBytes) % wgmma::kAtomBytes;
   // Launched with programmatic stream serialisation (launch below): this grid's CTAs may start while
   // the previous kernel's last wave finishes. Wait until that kernel has completed and its writes
-  // are visible before reading anything; then let the next kernel of the call start early likewise.
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  // are visible before reading anything it may have written (fused_tile calls this first, except
+  // that the L-update issues its query rows before: step 28); then let the next kernel of the call
+  // start early likewise.
+  auto wait_for_predecessor = [] {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  };
   fused_tile<T, kStep, kDim, kVals, true>(p, blockIdx.x / tiles_per_head, blockIdx.x % tiles_per_head, p.round,
-                                          tiles, threadIdx.x);
+                                          tiles, threadIdx.x, wait_for_predecessor);
 }
 
 template <class T, Step kStep, bool kVals>
