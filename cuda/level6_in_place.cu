@@ -225,7 +225,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
           if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
           else warp_chunk<T, Step::LUpdate, D, kChunk, false>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
         }
-        finish_l_update<T, D>(w, p, geo, valid_e, head, r0, last, kDump, lane);
+        // o leaves through the tile's query rows (step 27): this warp alone read them, and is done.
+        finish_l_update_staged<T, D>(w, p, geo, valid_e, head, r0, last, kDump,
+                                     [&](int padded) { return queries + L.slot(padded); }, lane);
       }
       if (last) break;
       __syncthreads();  // the r_stats biases are in bias_R for every warp

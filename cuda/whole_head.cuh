@@ -116,6 +116,55 @@ __device__ __forceinline__ void finish_l_update(const fused::WarpRows<D>& w, con
   }
 }
 
+/// Level 6's end of an L-update tile (step 27): as finish_l_update, but the last round's o rows go out
+/// through shared memory. Each row is staged in the query row it was computed from, row_addr(padded
+/// row), which no other warp reads and this warp no longer needs, and then copied to global memory in
+/// whole 16-byte pieces, kPieces lanes per row: a warp store writes whole rows, where store_row's
+/// 4-byte stores fill half of each sector they touch and take 4x the instructions.
+template <class T, int D, class RowAddr>
+__device__ __forceinline__ void finish_l_update_staged(const fused::WarpRows<D>& w, const Problem& p, const Arrays& geo,
+                                                       const std::uint8_t* valid_e, int head, int r0, bool last,
+                                                       bool dump, RowAddr row_addr, int lane) {
+  if (!last) return finish_l_update<T, D>(w, p, geo, valid_e, head, r0, last, dump, lane);
+  const int g = lane / 4, t = lane % 4;
+  __syncwarp();  // every lane's ldmatrix of the query rows is done before any lane overwrites them
+  #pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = r0 + g + 8 * h;
+    if (row >= p.Np) continue;
+    if (dump && t == 0) p.lse_L[static_cast<std::size_t>(head) * p.Np + row] = fused::log_normaliser(w, h);
+    fused::store_row<T, D>(row_addr(geo.padded_of[row]), w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // Z > 0
+  }
+  __syncwarp();  // the staged rows are in shared memory before other lanes copy them out
+  // Piece pc of tile row r: lane = (r % kRowsPerStep) kPieces + pc.
+  constexpr int kPerPiece = mma::kCopyBytes / static_cast<int>(sizeof(T));
+  constexpr int kPieces = D / kPerPiece, kRowsPerStep = 32 / kPieces;
+  static_assert(32 % kPieces == 0, "every lane keeps one piece of each row it copies");
+  // Unrolled, so that the lane's padded_of reads and then its staged pieces are all in flight together
+  // (step 27: a loop with a break chained two shared-memory latencies per row, and 4096 x 197 got slower).
+  constexpr int kSteps = kM / kRowsPerStep;
+  const int pc = lane % kPieces, c = pc * kPerPiece;
+  if (c >= p.dv) return;
+  int padded[kSteps];
+  #pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int row = r0 + lane / kPieces + i * kRowsPerStep;
+    padded[i] = row < p.Np ? geo.padded_of[row] : -1;  // past N': no row
+  }
+  // A row past N' reads nothing: any stand-in row would be another warp's, which may be staging its
+  // own o there (racecheck found that in the first unrolled version).
+  uint4 piece[kSteps];
+  #pragma unroll
+  for (int i = 0; i < kSteps; ++i)
+    piece[i] = padded[i] >= 0 ? *reinterpret_cast<const uint4*>(row_addr(padded[i]) + c) : make_uint4(0, 0, 0, 0);
+  #pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int n = padded[i] - p.off;
+    if (padded[i] < 0 || n < 0 || n >= p.N) continue;  // past N', or a pad: dropped, eq. (1)
+    *reinterpret_cast<uint4*>(static_cast<T*>(p.O) + (static_cast<std::size_t>(head) * p.N + n) * p.dv + c) = piece[i];
+  }
+}
+
 /// The end of an r_stats tile (rows alpha_L[k, j], position-major from r0), eq. (11): the mean query
 /// alpha_R / max(c_R, tiny) of (k, j), in the input dtype (as level 3's R-update rounds it), to
 /// row_addr(padded row k*b + j). c_R = 0 gives alpha_R = 0: a uniform R row.
