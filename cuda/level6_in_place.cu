@@ -78,8 +78,6 @@ __host__ __device__ inline Layout layout(int b, int m, int D) {
 /// Elements of the pads after the blocks of one head tile: slot(r) of the last row, r < tile_rows(N'),
 /// is r (D + kSkew) + (r / b) pad, and its row ends before tile_rows(N') (D + kSkew) + (tile_rows / b + 1) pad.
 __host__ __device__ inline int tile_pad(int Np, int b) { return (tile_rows(Np) / b + 1) * block_pad(b); }
-/// Elements of one head tile: every slot(r), r < tile_rows(N'), with its row.
-__host__ __device__ inline int tile_elems(int Np, int b, int D) { return tile_rows(Np) * (D + kSkew) + tile_pad(Np, b); }
 
 /// Shared bytes of level 6's kernel: level 4's layout plus the block pads (816 bytes at N' = 256,
 /// b = 16, d = 64: two CTAs still share an SM).
@@ -107,7 +105,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
   const Layout L = layout(p.b, p.m, D);
   // Three (rows, D) tiles in padded order, row r at L.slot(r). Round 1: q, k -> alpha_L, v -> Y (T = 1)
   // or free. A later round: q (v -> Y in the last), k -> alpha_L, the mean queries (then q again).
-  const int tile_n = tile_elems(p.Np, p.b, D);
+  const int tile_n = head_tile_elems<int>(p.Np, D, tile_pad(p.Np, p.b));  // every slot(r), r < tile_rows(N'), with its row
   T* const Qs = reinterpret_cast<T*>(smem);
   T* const KA = Qs + tile_n;
   T* const VY = KA + tile_n;
