@@ -339,15 +339,16 @@ __device__ __forceinline__ float log_normaliser(const WarpRows<D>& w, int h) {
   return kLn2 * (w.run_max[h] + log2f(w.run_sum[h]));
 }
 
-/// Writes columns 2t, 2t + 1 of every 8-column tile of row h of acc, times scale, to dst[0..width)
-/// (global or shared) as T pairs. width is a multiple of 8.
-template <class T, int D>
-__device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4], int h, float scale, int width,
-                                          int lane) {
+/// Writes columns 2t, 2t + 1 of every 8-column tile of row h of acc, times scale, as T pairs: column
+/// c = c8 + 2t (c8 the tile's first column) to at(c8, 2t), for c < width (a multiple of 8). at places
+/// the row (global or shared, plain or swizzled: level 7's stage_row); it gets the two terms apart so
+/// that a plain row can add them to its pointer one by one, as the address arithmetic always did.
+template <class T, int D, class ColumnAt>
+__device__ __forceinline__ void store_row_at(ColumnAt at, const float (&acc)[D / kN][4], int h, float scale,
+                                             int width, int lane) {
   const int t = lane % 4;
   auto store = [&](int dt) {
-    *reinterpret_cast<std::uint32_t*>(dst + dt * kN + 2 * t) =
-        pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+    *reinterpret_cast<std::uint32_t*>(at(dt * kN, 2 * t)) = pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
   };
   if (width == D) {  // the common case: every tile, with no per-store test (step 14)
     #pragma unroll
@@ -357,6 +358,13 @@ __device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4],
   #pragma unroll
   for (int dt = 0; dt < D / kN; ++dt)
     if (dt * kN + 2 * t < width) store(dt);
+}
+
+/// The same, to the contiguous row dst[0..width).
+template <class T, int D>
+__device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4], int h, float scale, int width,
+                                          int lane) {
+  store_row_at<T, D>([dst](int c8, int c2) { return dst + c8 + c2; }, acc, h, scale, width, lane);
 }
 
 }  // namespace monarch::cuda::detail::fused

@@ -84,17 +84,14 @@ __device__ __forceinline__ void pin_sums(WarpRows<D>& w, Wa& wa) {
 /// Level 7's epilogue, first half (step 26): row h of this warp's accumulators acc, times scale, into
 /// row r of a swizzled staging tile (64-element rows) as T pairs. In the swizzle the 8 rows g of one
 /// store land in 8 different 16-byte pieces, so the warp's 32 lanes hit 32 different banks.
-/// Scalar: tile[r][c] = T(acc row h, column c, times scale), c < D. Mirrors store_row (fused_warp.cuh),
-/// which writes the same values straight to global memory, 4 bytes per lane.
+/// Scalar: tile[r][c] = T(acc row h, column c, times scale), c < D. It is store_row (fused_warp.cuh),
+/// which levels 3-6 use to write the same values straight to global memory, 4 bytes per lane, with
+/// the swizzle's placement.
 template <class T, int D>
 __device__ __forceinline__ void stage_row(T* tile, int r, const float (&acc)[D / kN][4], int h, float scale,
                                           int lane) {
   static_assert(D == 64, "one 128-byte swizzled row per tile row");
-  const int t = lane % 4;
-  #pragma unroll
-  for (int dt = 0; dt < D / kN; ++dt)
-    *reinterpret_cast<std::uint32_t*>(tile + wgmma::swizzled(r, dt * kN + 2 * t)) =
-        pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+  store_row_at<T, D>([tile, r](int c8, int c2) { return tile + wgmma::swizzled(r, c8 + c2); }, acc, h, scale, D, lane);
 }
 
 /// Second half: the 16-byte piece pc of staged row r to dst (a global row of width elements, width a
