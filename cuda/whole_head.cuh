@@ -180,18 +180,19 @@ __device__ __forceinline__ void finish_r_stats(fused::WarpRows<D>& w, const Prob
   }
 }
 
-/// Shared bytes of one resident head: Q, K, V (then alpha_L, Y or the mean queries) as three
-/// (rows, D + kSkew) tiles of elements of elem_bytes, each followed by tile_pad more elements (level
-/// 6's block pads), then the geometry arrays. At N' = 256, D = 64 this is 112 KB: two CTAs share an
-/// SM's 228 KB. Levels 4 and 6 both size their shared memory here, so one fit test serves both.
-/// Elements of one of those tiles: rows of D + kSkew, then tile_pad more (level 6 carves its tiles
-/// with this too, so the size it allocates and the offsets it uses cannot drift apart).
-/// Counted in Int: std::size_t for the fit test, which asks it of heads far too large to fit; a
-/// kernel, whose head fits one CTA, counts in int.
+/// Elements of one resident head's tile (below): rows of D + kSkew, then tile_pad more (level 6's
+/// block pads). Level 6 carves its tiles with this too, so the size it allocates and the offsets it
+/// uses cannot drift apart. Counted in Int: std::size_t for the fit test, which asks it of heads far
+/// too large to fit; a kernel, whose head fits one CTA, counts in int.
 template <class Int = std::size_t>
 __host__ __device__ inline Int head_tile_elems(int Np, int D, int tile_pad = 0) {
   return static_cast<Int>(tile_rows(Np)) * (D + fused::kSkew) + tile_pad;
 }
+
+/// Shared bytes of one resident head: Q, K, V (then alpha_L, Y or the mean queries) as three
+/// (rows, D + kSkew) tiles of elements of elem_bytes, each followed by tile_pad more elements (level
+/// 6's block pads), then the geometry arrays. At N' = 256, D = 64 this is 112 KB: two CTAs share an
+/// SM's 228 KB. Levels 4 and 6 both size their shared memory here, so one fit test serves both.
 inline std::size_t head_shared_bytes(int Np, int D, std::size_t elem_bytes, int tile_pad = 0) {
   constexpr int kHeadTiles = 3;
   return kHeadTiles * head_tile_elems(Np, D, tile_pad) * elem_bytes + geometry_bytes(Np);
