@@ -21,10 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_sdpa as cs  # noqa: E402  (the comparison's library binding, inputs, checks and timer)
 
 
-def parse_configs(text):
-    return [tuple(int(x) for x in c.split("x")) for c in text.split(",") if c]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", required=True, help="libmonarch_cuda_c.so before the change")
@@ -42,7 +38,7 @@ def main():
     print(f"# {torch.cuda.get_device_name()}, level {args.level}, {args.dtype}, H = {cs.HEADS}, d = {cs.HEAD_DIM}, "
           f"b = ceil(sqrt N); medians of {args.reps} calls (us), L2 flushed before each")
     ratios, summary = [], []
-    for E, N in parse_configs(args.configs):
+    for E, N in cs.parse_configs(args.configs):
         q, k, v = cs.make_inputs(E, N, args.dtype, seed=0)
         b, scale = cs.default_block(N), 1.0 / math.sqrt(cs.HEAD_DIM)
         for T in (int(t) for t in args.steps.split(",")):
