@@ -119,12 +119,44 @@ __device__ __forceinline__ void load_rows_async(T* tile, int rows, int width, co
   load_rows_async<T, D, kThreads>(tile, SkewedRows<T, D>{}, rows, width, base, lo, hi, tid);
 }
 
+/// How ldmatrix finds the 16-byte pieces of a shared row from the row's address (the address that
+/// row_addr, col_addr and val_addr below return), as at<T>(row, elems): the address `elems` 16-bit
+/// elements on (a multiple of 8: whole pieces), from a generic pointer or a 32-bit shared address.
+/// PiecesInOrder: the pieces follow each other (the skewed rows of levels 3 to 6), so this is plain
+/// pointer arithmetic. PiecesXor (level 6's twisted rows, step 29): a row's address is that of its
+/// piece 0, which lies at piece tw (its twist, 0..7) of a 128-byte-aligned line, and piece p lies
+/// at piece p ^ tw of its line: (line + 16 tw) ^ 16 p for p < 8, one XOR that stays in the line;
+/// pieces 8..15 of a 256-byte row are one line on. Steps compose: at(at(row, a), b) = at(row, a + b).
+struct PiecesInOrder {
+  template <class T>
+  __device__ __forceinline__ static const T* at(const T* row, int elems) { return row + elems; }
+  template <class T>
+  __device__ __forceinline__ static std::uint32_t at(std::uint32_t row, int elems) {
+    return row + elems * static_cast<std::uint32_t>(sizeof(T));
+  }
+};
+struct PiecesXor {
+  static constexpr std::uint32_t kLineBytes = 128;                   // the XOR stays inside one line
+  static constexpr std::uint32_t kInLine = kLineBytes - kCopyBytes;  // bits 4-6: the piece within it
+  template <class T>
+  __device__ __forceinline__ static std::uint32_t at(const T* row, int elems) { return at<T>(smem_addr(row), elems); }
+  template <class T>
+  __device__ __forceinline__ static std::uint32_t at(std::uint32_t row, int elems) {
+    const std::uint32_t bytes = elems * static_cast<std::uint32_t>(sizeof(T));
+    return (row ^ (bytes & kInLine)) + (bytes & ~(kLineBytes - 1));  // the add: an ldmatrix immediate
+  }
+};
+
+/// A 32-bit shared address, from either form PiecesInOrder / PiecesXor give.
+__device__ __forceinline__ std::uint32_t shared_addr(std::uint32_t saddr) { return saddr; }
+__device__ __forceinline__ std::uint32_t shared_addr(const void* p) { return smem_addr(p); }
+
 /// Points the warp at its row strip; row_addr(r) is the shared address of row r < 16 (any rows, in
 /// any order: ldmatrix takes one row address per lane). Lanes 16-31 address the upper 8 columns of
 /// each k16 step. The rows must stay in shared memory while the warp's chunks run.
-template <int D, class RowAddr>
+template <int D, class Pieces = PiecesInOrder, class RowAddr>
 __device__ __forceinline__ void bind_rows(WarpRows<D>& w, RowAddr row_addr, int lane) {
-  w.row_s = smem_addr(row_addr(lane & 15) + (lane >> 4) * 8);
+  w.row_s = shared_addr(Pieces::at(row_addr(lane & 15), (lane >> 4) * 8));
 }
 
 /// The softmax part of one chunk but the accumulators' rescale, on this warp's 16 rows of scores sc
@@ -260,9 +292,11 @@ __device__ __forceinline__ void pack_a_fragment(std::uint32_t (&a)[4], const flo
 }
 
 /// One chunk of kChunk columns for one warp. col_addr(c) is the shared address of column c's keys
-/// (and, for RUpdate/RStats, of the vectors it sums); val_addr(c) that of its values (Y or v).
+/// (and, for RUpdate/RStats, of the vectors it sums); val_addr(c) that of its values (Y or v); the
+/// rows' pieces are found as Pieces says (bind_rows must have used the same).
 /// grp[c] is column c's group, bias[c] the base-2 offset subtracted from its score (+inf masks it).
-template <class T, Step kStep, int D, int kChunk, bool kVals, class ColAddr, class ValAddr, class Group>
+template <class T, Step kStep, int D, int kChunk, bool kVals, class Pieces = PiecesInOrder, class ColAddr,
+          class ValAddr, class Group>
 __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, ValAddr val_addr, const Group* grp,
                                            const float* bias, float scale2, int lane) {
   constexpr int kNT = kChunk / kN;  // 8-column score tiles
@@ -276,12 +310,12 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
   #pragma unroll
   for (int kk = 0; kk < D / kK; ++kk) {
     std::uint32_t a[4];  // rows[0..16)[16 kk .. 16 kk + 16) as an A fragment
-    ldmatrix_x4<false>(a, w.row_s + kk * kK * static_cast<std::uint32_t>(sizeof(T)));
+    ldmatrix_x4<false>(a, Pieces::template at<T>(w.row_s, kk * kK));
     #pragma unroll
     for (int nt = 0; nt < kNT; nt += 2) {
-      const auto* key = col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)) + ((lane >> 3) & 1) * 8;
+      const auto key = Pieces::at(col_addr(nt * kN + (lane & 7) + ((lane >> 4) << 3)), ((lane >> 3) & 1) * 8);
       std::uint32_t b[4];
-      ldmatrix_x4<false>(b, key + kk * kK);
+      ldmatrix_x4<false>(b, Pieces::template at<T>(key, kk * kK));
       mma_16816<T>(sc[nt], a, b[0], b[1]);
       mma_16816<T>(sc[nt + 1], a, b[2], b[3]);
     }
@@ -300,12 +334,12 @@ __device__ __forceinline__ void warp_chunk(WarpRows<D>& w, ColAddr col_addr, Val
     for (int dt = 0; dt < kDT; dt += 2) {
       std::uint32_t b[4];
       if constexpr (kSumKeys) {
-        ldmatrix_x4<true>(b, col_addr(c) + dt * kN + f);
+        ldmatrix_x4<true>(b, Pieces::template at<T>(Pieces::at(col_addr(c), dt * kN), f));
         mma_16816<T>(w.acc_k[dt], wa, b[0], b[1]);
         mma_16816<T>(w.acc_k[dt + 1], wa, b[2], b[3]);
       }
       if constexpr (kVals) {
-        ldmatrix_x4<true>(b, val_addr(c) + dt * kN + f);
+        ldmatrix_x4<true>(b, Pieces::template at<T>(Pieces::at(val_addr(c), dt * kN), f));
         mma_16816<T>(w.acc_v[dt], wa, b[0], b[1]);
         mma_16816<T>(w.acc_v[dt + 1], wa, b[2], b[3]);
       }
@@ -365,6 +399,28 @@ template <class T, int D>
 __device__ __forceinline__ void store_row(T* dst, const float (&acc)[D / kN][4], int h, float scale, int width,
                                           int lane) {
   store_row_at<T, D>([dst](int c8, int c2) { return dst + c8 + c2; }, acc, h, scale, width, lane);
+}
+
+/// All 16 of the warp's rows of acc, row h of this thread times scale[h], as T to the shared rows
+/// row_addr(i), i < 16 (pieces found as Pieces says), with D / 16 stmatrix: each writes two 8-column
+/// tiles of all 16 rows, where store_row takes one 4-byte store per tile and row (level 6, step 29:
+/// 4 instructions instead of 16 per row pair at D = 64). Every column is written, so columns past
+/// the caller's width must hold zeros in acc (they do where the summed vectors' columns are zero).
+/// Scalar: row_addr(r)[c] = T(acc row r, column c, times its scale), r < 16, c < D.
+template <class T, int D, class Pieces, class RowAddr>
+__device__ __forceinline__ void store_rows_shared(RowAddr row_addr, const float (&acc)[D / kN][4],
+                                                  const float (&scale)[2], int lane) {
+  // Lane i addresses row i % 16, piece i / 16 of each pair of tiles: bind_rows' ldmatrix addresses.
+  const std::uint32_t row_s = shared_addr(Pieces::at(row_addr(lane & 15), (lane >> 4) * kN));
+  #pragma unroll
+  for (int kk = 0; kk < D / kK; ++kk) {
+    // Matrices: rows 0-7 and 8-15 of tile 2 kk, then of tile 2 kk + 1 (an A fragment's order).
+    const std::uint32_t r[4] = {pack2<T>(acc[2 * kk][0] * scale[0], acc[2 * kk][1] * scale[0]),
+                                pack2<T>(acc[2 * kk][2] * scale[1], acc[2 * kk][3] * scale[1]),
+                                pack2<T>(acc[2 * kk + 1][0] * scale[0], acc[2 * kk + 1][1] * scale[0]),
+                                pack2<T>(acc[2 * kk + 1][2] * scale[1], acc[2 * kk + 1][3] * scale[1])};
+    stmatrix_x4(Pieces::template at<T>(row_s, kk * kK), r);
+  }
 }
 
 }  // namespace monarch::cuda::detail::fused

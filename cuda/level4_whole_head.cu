@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
           warp_chunk<T, Step::RStats, D, kChunk, false>(
               w, [&](int c) { return Qs + padded_of[clamp(c0 + c)] * kLd; }, [&](int c) { return Qs; }, grp_m + c0,
               bias_R + c0, scale2, lane);
-        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded) { return VY + padded * kLd; }, lane);
+        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded, int c8) { return VY + padded * kLd + c8; }, lane);
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }
@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
 template <class T, int D, bool kRounds>
 void launch(const Problem& p, bool dump) {
   constexpr auto kernel = whole_head_kernel<T, D, kRounds>;
-  const std::size_t bytes = head_shared_bytes(p.Np, D, sizeof(T));
+  const std::size_t bytes = head_shared_bytes(p.Np, D + kSkew, sizeof(T));
   const int heads = p.E * p.H;
   // Persistent: one CTA per resident slot (each owns scratch rows [slot N', slot N' + N'), which
   // the session's alpha_L_pm, Y_pm hold since the grid never exceeds the number of heads).
@@ -214,7 +214,7 @@ void launch(const Problem& p, bool dump) {
 bool fits(const Problem& p, int /*rounds: any T runs in the one launch*/) {
   static_assert(sizeof(__half) == sizeof(__nv_bfloat16), "one size for both tensor-core dtypes");
   return p.dtype != DType::F32 &&
-         head_shared_bytes(p.Np, fused_dim(p.d, p.dv), sizeof(__half)) <= static_cast<std::size_t>(max_optin_shared());
+         head_shared_bytes(p.Np, fused_dim(p.d, p.dv) + kSkew, sizeof(__half)) <= static_cast<std::size_t>(max_optin_shared());
 }
 
 void whole(const Problem& p, bool dump) {

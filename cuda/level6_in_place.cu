@@ -10,7 +10,7 @@
 // coming in and O going out. When b does not divide 16 the tile's other 16 - span rows and columns
 // are not read from a neighbour (that would race with its in-place writes): their ldmatrix
 // addresses alias the tile's first row, their columns belong to other groups (masked, weight 0),
-// and their output rows are dropped. alpha_L and Y stay in padded order (row k*b + j); the L-update
+// and their output rows go to the warp's scratch rows (stmatrix writes all 16). alpha_L and Y stay in padded order (row k*b + j); the L-update
 // and r_stats gather their columns or rows alpha_L[k, j], k = 0..m-1, through the padded_of map,
 // as they already gather queries (ldmatrix takes one address per lane).
 //
@@ -19,7 +19,8 @@
 // place; 3. barrier (the last of several rounds brings q back, into the mean queries' tile);
 // 4. L-update, eq. (13): o = L Y, eq. (4), to global memory in the last round, lse_L otherwise;
 // 5. (not the last round) r_stats, eq. (11): the mean queries of the next round. Same shape as
-// level 4: 8 warps, 113 KB at N' = 256, d = 64 (level 4's 112 KB and the block pads), two CTAs per SM.
+// level 4: 8 warps, two CTAs per SM (100 KB at N' = 256, d = 64: rows of whole 128-byte lines, see
+// Layout, where level 4's are 16 bytes longer).
 //
 // Anything else (b > 16, which b = ceil(sqrt(N)) never gives at N' <= 256) runs level 4, which runs
 // level 3 where a head is too large.
@@ -47,48 +48,75 @@ constexpr int kDivShift = 20;  // divide() below: r / n as (r inverse(n)) >> 20
 /// which levels 3, 5 and 7 use: that one is exact for every 32-bit dividend at the price of a
 /// multiply-high, two adds and two shifts, while a head that fits one CTA bounds r, so one multiply
 /// and one shift suffice here.
-constexpr int kMaxRows = 1024;  // N' of any head that fits one CTA (D = 32: ~900)
+constexpr int kMaxRows = 1024;  // more than N' of any head that fits one CTA (~590 at D <= 64)
 static_assert(kMaxRows * kMaxRows <= (1 << kDivShift), "r / n exact for r, n <= kMaxRows");
 __host__ __device__ inline unsigned inverse(int n) { return ((1u << kDivShift) + n - 1) / n; }
 __device__ inline int divide(int r, unsigned inv) { return static_cast<int>((static_cast<unsigned>(r) * inv) >> kDivShift); }
 
-/// Elements of pad after each block of b rows: see Layout.
-__host__ __device__ inline int block_pad(int b) { return b % 2 == 0 ? kSkew : 0; }
-
-/// Where padded row r of a head tile starts: element r (D + kSkew) + (r / b) pad.
-/// Why the pad: the L-update and r_stats gather rows k*b + j, k = k0..k0+7, into one ldmatrix
-/// matrix. A row with kSkew is u = D / 8 + 1 16-byte units long (9 at D = 64: odd for every D), so
-/// those rows are b u units apart, 0 mod 8 for b = 8 and 16: all 8 land in the same banks, an 8-way
-/// conflict (Nsight Compute, bench/NOTES.md step 12: 65% of this kernel's shared-memory wavefronts
-/// were excess ones). 16 more bytes after each block of an even b make the stride b u + 1 units, odd,
-/// so the 8 rows fall in 8 distinct bank quads; for odd b the stride b u is odd already and the pad
-/// is 0. Consecutive rows stay u units apart (the R-update's tiles), except across a block boundary.
+/// Level 6's head tiles (step 29): row r is kLd elements, whole 128-byte lines, at element r kLd of
+/// its tile, and its 16-byte piece p lies at piece p ^ twist(r) of its line (fused::PiecesXor).
+/// Why the twist: the 8 rows of one ldmatrix matrix must lie in 8 different bank quads, that is at
+/// 8 different piece positions of their lines. The R-update's rows are consecutive rows of one
+/// block, and the L-update and r_stats gather rows k*b + j, k = k0..k0+7 (step 12 found the
+/// 8-way conflicts that plain rows give there). twist(r) = (r + [b even] (r / b)) % 8 is distinct
+/// for both: for k*b + j it is k b + j (b odd) or k (b + 1) + j (b even), and b or b + 1 is odd.
+/// Why whole lines: step 12 had the same bank quads from rows of D + 8 elements plus 16 bytes after
+/// each block of an even b, but then rows start anywhere in a line, and a cp.async of the head load
+/// splits them: 10.5 shared-memory wavefronts where 4 would do, and 50% more L2 sectors than the
+/// bytes it loads (step 27's profile).
+template <int D>
 struct Layout {
-  int ld;          // elements per row, D + kSkew
-  int pad;         // elements after each block: kSkew for even b, else 0
+  static constexpr int kLineElems = PiecesXor::kLineBytes / sizeof(__half);
+  static constexpr int kLd = D < kLineElems ? kLineElems : D;          // elements per row (D = 32: half unused)
+  static constexpr int kPerPiece = kCopyBytes / sizeof(__half);       // elements per 16-byte piece
   unsigned inv_b;  // inverse(b)
   unsigned inv_m;  // inverse(m)
-  __device__ int slot(int r) const { return r * ld + divide(r, inv_b) * pad; }
+  int by_block;    // 1 for even b, 0 for odd b
+  __device__ int twist(int r) const { return (r + divide(r, inv_b) * by_block) & 7; }
+  /// Row r: the address of its piece 0, as PiecesXor reads rows.
+  template <class T>
+  __device__ T* row(T* tile, int r) const { return tile + r * kLd + twist(r) * kPerPiece; }
+  /// Columns c8..c8+7 of row r (c8 a multiple of 8): its piece c8 / 8.
+  template <class T>
+  __device__ T* at(T* tile, int r, int c8) const { return tile + r * kLd + (((c8 / kPerPiece) ^ twist(r)) * kPerPiece); }
 };
 
-__host__ __device__ inline Layout layout(int b, int m, int D) {
-  return {D + kSkew, block_pad(b), inverse(b), inverse(m)};
-}
-
-/// Elements of the pads after the blocks of one head tile: slot(r) of the last row, r < tile_rows(N'),
-/// is r (D + kSkew) + (r / b) pad, and its row ends before tile_rows(N') (D + kSkew) + (tile_rows / b + 1) pad.
-__host__ __device__ inline int tile_pad(int Np, int b) { return (tile_rows(Np) / b + 1) * block_pad(b); }
-
-/// Shared bytes of level 6's kernel: level 4's layout plus the block pads (816 bytes at N' = 256,
-/// b = 16, d = 64: two CTAs still share an SM).
-inline std::size_t in_place_bytes(const Problem& p) {
-  static_assert(sizeof(__half) == sizeof(__nv_bfloat16), "one size for both tensor-core dtypes");
-  return head_shared_bytes(p.Np, fused_dim(p.d, p.dv), sizeof(__half), tile_pad(p.Np, p.b));
+template <int D>
+__host__ __device__ inline Layout<D> layout(int b, int m) {
+  return {inverse(b), inverse(m), b % 2 == 0 ? 1 : 0};
 }
 
 constexpr int kWarps = 8;              // warps per CTA
 constexpr int kThreads = 32 * kWarps;  // threads per CTA
 constexpr int kMinCtas = 2;            // __launch_bounds__: two CTAs per SM (<= 128 registers)
+
+/// Whether some warp tile has rows that are not its own: an R-update tile when b does not divide 16
+/// (its whole blocks span fewer than 16 rows), an L-update or r_stats tile when N' is not a multiple
+/// of 16 (the last one). stmatrix writes all 16 rows of a tile at once (step 29), so those rows go
+/// to a scratch tile of 16 rows per warp instead, which nothing reads.
+__host__ __device__ inline bool has_foreign_rows(int Np, int b) { return kM % b != 0 || Np % kM != 0; }
+
+/// Elements of the warps' scratch tiles (none when every tile owns its 16 rows: N' = 256, b = 16).
+template <int D>
+__host__ __device__ inline int scratch_elems(int Np, int b) {
+  return has_foreign_rows(Np, b) ? kWarps * kM * Layout<D>::kLd : 0;
+}
+
+/// Shared bytes of level 6's kernel at head dimension D: 100 KB at N' = 256, b = 16, d = 64 (level
+/// 4's 112 KB has 16 bytes more per row), 112 KB at N' = 225, b = 15 (with the scratch tiles): two
+/// CTAs share an SM.
+template <int D>
+std::size_t in_place_bytes(int Np, int b) {
+  static_assert(sizeof(__half) == sizeof(__nv_bfloat16), "one size for both tensor-core dtypes");
+  return head_shared_bytes(Np, Layout<D>::kLd, sizeof(__half)) + scratch_elems<D>(Np, b) * sizeof(__half);
+}
+inline std::size_t in_place_bytes(const Problem& p) {
+  switch (fused_dim(p.d, p.dv)) {
+    case 32: return in_place_bytes<32>(p.Np, p.b);
+    case 64: return in_place_bytes<64>(p.Np, p.b);
+    default: return in_place_bytes<128>(p.Np, p.b);
+  }
+}
 
 /// The whole call (T = p.round rounds when kRounds, else T = 1) for heads blockIdx.x,
 /// blockIdx.x + gridDim.x, ... With kDump (traces, T = 1) alpha_L, Y, c_L (position-major, as
@@ -100,18 +128,24 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
   static_assert(D % kK == 0 && D <= 128, "D is whole k16 steps, at most 128 (validate_session)");
   static_assert(kChunk == kM, "an R-update tile is one chunk: its columns are its own rows");
   static_assert(!(kDump && kRounds), "traces of T >= 2 rounds run level 3's steps");
-  extern __shared__ __align__(128) unsigned char smem[];
+  using Rows = Layout<D>;
+  extern __shared__ __align__(PiecesXor::kLineBytes) unsigned char smem[];
   const int rows = tile_rows(p.Np);
-  const Layout L = layout(p.b, p.m, D);
-  // Three (rows, D) tiles in padded order, row r at L.slot(r). Round 1: q, k -> alpha_L, v -> Y (T = 1)
+  const Rows L = layout<D>(p.b, p.m);
+  // Three (rows, kLd) tiles in padded order, twisted (Layout). Round 1: q, k -> alpha_L, v -> Y (T = 1)
   // or free. A later round: q (v -> Y in the last), k -> alpha_L, the mean queries (then q again).
-  const int tile_n = head_tile_elems<int>(p.Np, D, tile_pad(p.Np, p.b));  // every slot(r), r < tile_rows(N'), with its row
+  const int tile_n = head_tile_elems<int>(p.Np, Rows::kLd);
   T* const Qs = reinterpret_cast<T*>(smem);
   T* const KA = Qs + tile_n;
   T* const VY = KA + tile_n;
-  const Arrays geo = carve(reinterpret_cast<unsigned char*>(VY + tile_n), p.Np);
+  T* const scratch = VY + tile_n;  // (kWarps, 16, kLd) or nothing: rows a tile writes but does not own
+  const Arrays geo = carve(reinterpret_cast<unsigned char*>(scratch + scratch_elems<D>(p.Np, p.b)), p.Np);
+  // PiecesXor keeps a piece in its row only if the row starts a line: rows are whole lines from the
+  // start of smem, which the launch must therefore place on a line (one test per thread).
+  if (smem_addr(smem) % PiecesXor::kLineBytes != 0) __trap();
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  T* const foreign = scratch + warp * kM * Rows::kLd;  // (16, kLd): this warp's scratch rows, never read
   const int heads = p.E * p.H, tiles = rows / kM;  // L-update and r_stats: 16-row tiles of N'
   // R-update: tiles of whole blocks, span rows each (16 when b divides 16).
   const int blocks_per_tile = kM / p.b, span = blocks_per_tile * p.b;
@@ -128,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
     // Rows of this head's q, k or v into a tile (tokens [0, N) are padded rows [off, off + N); zero
     // at pads and past N').
     auto load = [&](T* dst, const void* src, int width) {
-      load_rows_async<T, D, kThreads>(dst, [&](int r) { return L.slot(r); }, rows, width,
+      load_rows_async<T, D, kThreads>(dst, [&](T* tile, int r, int pc) { return L.at(tile, r, pc * Rows::kPerPiece); }, rows, width,
                                       static_cast<const T*>(src) + tok0 * width, p.off, p.off + p.N, threadIdx.x);
     };
     __syncthreads();  // the previous head's L-update is done with every shared array (and, for the
@@ -174,25 +208,33 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
           const int row = c0 + g + 8 * h;
           w.row_group[h] = row >= r0 && row < r_end ? divide(row, L.inv_b) : kNoRow;
         }
-        bind_rows<D>(w, [&](int i) { return r_rows + L.slot(row_of(i)); }, lane);
-        auto keys = [&](int i) { return KA + L.slot(row_of(i)); };
-        auto values = [&](int i) { return vals + L.slot(row_of(i)); };
+        bind_rows<D, PiecesXor>(w, [&](int i) { return L.row(r_rows, row_of(i)); }, lane);
+        auto keys = [&](int i) { return L.row(KA, row_of(i)); };
+        auto values = [&](int i) { return L.row(vals, row_of(i)); };
         // Columns outside [r0, r_end) belong to other blocks (or none: past N'), so grp_b masks them.
-        if (last) warp_chunk<T, Step::RUpdate, D, kChunk, true>(w, keys, values, geo.grp_b + c0, geo.bias_R + c0, scale2, lane);
-        else warp_chunk<T, Step::RUpdate, D, kChunk, false>(w, keys, values, geo.grp_b + c0, geo.bias_R + c0, scale2, lane);
+        if (last) warp_chunk<T, Step::RUpdate, D, kChunk, true, PiecesXor>(w, keys, values, geo.grp_b + c0, geo.bias_R + c0, scale2, lane);
+        else warp_chunk<T, Step::RUpdate, D, kChunk, false, PiecesXor>(w, keys, values, geo.grp_b + c0, geo.bias_R + c0, scale2, lane);
         __syncwarp();  // every lane's ldmatrix of these K and V rows is done before any lane overwrites them
+        float inv[2];  // 1 / Z of rows g and g + 8
+        for (int h = 0; h < 2; ++h) inv[h] = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];  // empty block: zeros
+        // alpha_L[k, j] over k_(k,j) and Y[k, j] over v_(k,j), all 16 rows by stmatrix (step 29); a row
+        // outside [r0, r_end) goes to this warp's scratch, with the twist of the row it stands for, so
+        // that the 8 rows of each matrix still lie in 8 bank quads. Columns past d (d_v) are zero in
+        // acc, as in the keys (values).
+        auto out_row = [&](T* tile, int i) {
+          return row_of(i) == c0 + i ? L.row(tile, c0 + i) : foreign + i * Rows::kLd + L.twist(c0 + i) * Rows::kPerPiece;
+        };
+        store_rows_shared<T, D, PiecesXor>([&](int i) { return out_row(KA, i); }, w.acc_k, inv, lane);
+        if (last) store_rows_shared<T, D, PiecesXor>([&](int i) { return out_row(vals, i); }, w.acc_v, inv, lane);
         for (int h = 0; h < 2; ++h) {
           const int row = c0 + g + 8 * h;
           if (row < r0 || row >= r_end) continue;  // another tile's row, or past N'
           const int pm = geo.pm_of[row];  // (k, j) -> j*m + k
-          const float inv = w.run_sum[h] == 0.0f ? 0.0f : 1.0f / w.run_sum[h];  // empty block: zeros
-          store_row<T, D>(KA + L.slot(row), w.acc_k, h, inv, p.d, lane);                // alpha_L[k, j] over k_(k,j)
-          if (last) store_row<T, D>(vals + L.slot(row), w.acc_v, h, inv, p.dv, lane);  // Y[k, j] over v_(k,j)
           const float c_L = entropy_term(w, h);  // eq. (10); +inf for a block with no valid key
           if (t == 0) geo.bias_L[pm] = c_L * kLog2e;
           if constexpr (!kDump) continue;
-          store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + (head0 + pm) * p.d, w.acc_k, h, inv, p.d, lane);
-          store_row<T, D>(static_cast<T*>(p.Y_pm) + (head0 + pm) * p.dv, w.acc_v, h, inv, p.dv, lane);
+          store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + (head0 + pm) * p.d, w.acc_k, h, inv[h], p.d, lane);
+          store_row<T, D>(static_cast<T*>(p.Y_pm) + (head0 + pm) * p.dv, w.acc_v, h, inv[h], p.dv, lane);
           if (t == 0) p.c_L_pm[head0 + pm] = c_L;
         }
       }
@@ -216,16 +258,18 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
         position_rows<Step::LUpdate>(w, p, geo, r0, g, [&](int row) { return divide(row, L.inv_m); });
-        bind_rows<D>(w, [&](int r) { return queries + L.slot(geo.padded_of[r0 + r]); }, lane);  // q_(l,j)
+        bind_rows<D, PiecesXor>(w, [&](int r) { return L.row(queries, geo.padded_of[r0 + r]); }, lane);  // q_(l,j)
         for (int c0 = divide(r0, L.inv_m) * p.m / kChunk * kChunk; c0 < (divide(r_last, L.inv_m) + 1) * p.m; c0 += kChunk) {
-          auto keys = [&](int c) { return KA + L.slot(geo.padded_of[c0 + c]); };
-          auto values = [&](int c) { return vals + L.slot(geo.padded_of[c0 + c]); };
-          if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
-          else warp_chunk<T, Step::LUpdate, D, kChunk, false>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
+          auto keys = [&](int c) { return L.row(KA, geo.padded_of[c0 + c]); };
+          auto values = [&](int c) { return L.row(vals, geo.padded_of[c0 + c]); };
+          if (last) warp_chunk<T, Step::LUpdate, D, kChunk, true, PiecesXor>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
+          else warp_chunk<T, Step::LUpdate, D, kChunk, false, PiecesXor>(w, keys, values, geo.grp_m + c0, geo.bias_L + c0, scale2, lane);
         }
         // o leaves through the tile's query rows (step 27): this warp alone read them, and is done.
-        finish_l_update_staged<T, D>(w, p, geo, valid_e, head, r0, last, kDump,
-                                     [&](int padded) { return queries + L.slot(padded); }, lane);
+        finish_l_update_staged<T, D, PiecesXor>(
+            w, p, geo, valid_e, head, r0, last, kDump,
+            [&](int i) { return r0 + i < p.Np ? L.row(queries, geo.padded_of[r0 + i]) : foreign + i * Rows::kLd; },
+            [&](int padded, int c8) { return L.at(queries, padded, c8); }, lane);
       }
       if (last) break;
       __syncthreads();  // the r_stats biases are in bias_R for every warp
@@ -238,12 +282,18 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         const int r0 = tile * kM, r_last = min(r0 + kM, p.Np) - 1;
         WarpRows<D> w;
         position_rows<Step::RStats>(w, p, geo, r0, g, [&](int row) { return divide(row, L.inv_m); });
-        bind_rows<D>(w, [&](int r) { return KA + L.slot(geo.padded_of[r0 + r]); }, lane);
+        bind_rows<D, PiecesXor>(w, [&](int r) { return L.row(KA, geo.padded_of[r0 + r]); }, lane);
         for (int c0 = divide(r0, L.inv_m) * p.m / kChunk * kChunk; c0 < (divide(r_last, L.inv_m) + 1) * p.m; c0 += kChunk)
-          warp_chunk<T, Step::RStats, D, kChunk, false>(
-              w, [&](int c) { return Qs + L.slot(geo.padded_of[c0 + c]); }, [&](int c) { return Qs; }, geo.grp_m + c0,
+          warp_chunk<T, Step::RStats, D, kChunk, false, PiecesXor>(
+              w, [&](int c) { return L.row(Qs, geo.padded_of[c0 + c]); }, [&](int c) { return Qs; }, geo.grp_m + c0,
               geo.bias_R + c0, scale2, lane);
-        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded) { return VY + L.slot(padded); }, lane);
+        // The mean queries alpha_R / max(c_R, tiny), eq. (11), by stmatrix (step 29; finish_r_stats
+        // of whole_head.cuh writes them row by row); rows past N' go to this warp's scratch.
+        finish_row_sums(w);
+        const float inv[2] = {1.0f / fmaxf(w.run_sum[0], FLT_MIN), 1.0f / fmaxf(w.run_sum[1], FLT_MIN)};
+        store_rows_shared<T, D, PiecesXor>(
+            [&](int i) { return r0 + i < p.Np ? L.row(VY, geo.padded_of[r0 + i]) : foreign + i * Rows::kLd; }, w.acc_k,
+            inv, lane);
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }
@@ -272,7 +322,7 @@ LevelSteps& level4() {
 }
 
 /// Level 6's kernel runs this problem: a block fits a 16-row tile, and the head fits one CTA (level
-/// 4's test, which also refuses fp32, and room for the block pads).
+/// 4's test, which also refuses fp32, and room for level 6's own layout and scratch rows).
 bool runs_here(const Problem& p, int rounds) {
   return p.b <= kM && p.Np <= kMaxRows && level4().whole_fits(p, rounds) &&
          in_place_bytes(p) <= static_cast<std::size_t>(max_optin_shared());

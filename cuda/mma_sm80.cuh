@@ -64,6 +64,16 @@ __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* r
   ldmatrix_x4<kTrans>(r, smem_addr(row_addr));
 }
 
+/// ldmatrix_x4 the other way (stmatrix, sm_90): four 8 x 8 matrices of 16-bit elements to shared
+/// memory; lane i gives the address of row i % 8 of matrix i / 8, and register r of lane 4 g + t
+/// holds matrix r's elements [g][2t..2t+1], the layout of a C fragment's pair packed to 16 bits.
+/// Scalar: for r < 4, g < 8, t < 4: M_r[g][2t..2t+1] = register r of lane 4 g + t.
+__device__ __forceinline__ void stmatrix_x4(std::uint32_t row_saddr, const std::uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(row_saddr), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
 /// c (16 x 8, fp32) += a (16 x 16) b (16 x 8), T = __half or __nv_bfloat16.
 /// The scalar loop it equals: for r < 16, n < 8: for k < 16: c[r][n] += a[r][k] * b[k][n].
 template <class T>

@@ -116,25 +116,39 @@ __device__ __forceinline__ void finish_l_update(const fused::WarpRows<D>& w, con
   }
 }
 
+/// Row h of acc, times scale, as T pairs to the shared row whose 8 columns from c8 start at
+/// place(c8) (c8 a multiple of 8: a row's 16-byte pieces may lie in any order, as in level 6's
+/// twisted tiles). Scalar: row[c] = T(acc row h, column c, times scale), c < width.
+template <class T, int D, class Place>
+__device__ __forceinline__ void store_placed_row(Place place, const float (&acc)[D / fused::kN][4], int h,
+                                                 float scale, int width, int lane) {
+  fused::store_row_at<T, D>([&](int c8, int c2) { return place(c8) + c2; }, acc, h, scale, width, lane);
+}
+
 /// Level 6's end of an L-update tile (step 27): as finish_l_update, but the last round's o rows go out
-/// through shared memory. Each row is staged in the query row it was computed from, row_addr(padded
-/// row), which no other warp reads and this warp no longer needs, and then copied to global memory in
-/// whole 16-byte pieces, kPieces lanes per row: a warp store writes whole rows, where store_row's
-/// 4-byte stores fill half of each sector they touch and take 4x the instructions.
-template <class T, int D, class RowAddr>
+/// through shared memory. Each row is staged in the query row it was computed from (place(padded
+/// row, c8): columns c8..c8+7 of it), which no other warp reads and this warp no longer needs, and
+/// then copied to global memory in whole 16-byte pieces, kPieces lanes per row: a warp store writes
+/// whole rows, where store_row's 4-byte stores fill half of each sector they touch and take 4x the
+/// instructions. The 16 rows are staged at once with stmatrix (step 29): tile row i to tile_row(i),
+/// whose pieces Pieces finds (a row past N' to scratch); the copy reads columns c8..c8+7 of padded
+/// row r at place(r, c8).
+template <class T, int D, class Pieces, class TileRow, class Place>
 __device__ __forceinline__ void finish_l_update_staged(const fused::WarpRows<D>& w, const Problem& p, const Arrays& geo,
                                                        const std::uint8_t* valid_e, int head, int r0, bool last,
-                                                       bool dump, RowAddr row_addr, int lane) {
+                                                       bool dump, TileRow tile_row, Place place, int lane) {
   if (!last) return finish_l_update<T, D>(w, p, geo, valid_e, head, r0, last, dump, lane);
   const int g = lane / 4, t = lane % 4;
   __syncwarp();  // every lane's ldmatrix of the query rows is done before any lane overwrites them
-  #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = r0 + g + 8 * h;
-    if (row >= p.Np) continue;
-    if (dump && t == 0) p.lse_L[static_cast<std::size_t>(head) * p.Np + row] = fused::log_normaliser(w, h);
-    fused::store_row<T, D>(row_addr(geo.padded_of[row]), w.acc_v, h, 1.0f / w.run_sum[h], p.dv, lane);  // Z > 0
-  }
+  // o = acc_v / Z; some block is valid, so Z > 0 for every row (a row past N' has Z = 0 and is
+  // scratch: its inf or NaN is never read).
+  const float inv[2] = {1.0f / w.run_sum[0], 1.0f / w.run_sum[1]};
+  fused::store_rows_shared<T, D, Pieces>(tile_row, w.acc_v, inv, lane);
+  if (dump && t == 0)
+    for (int h = 0; h < 2; ++h) {
+      const int row = r0 + g + 8 * h;
+      if (row < p.Np) p.lse_L[static_cast<std::size_t>(head) * p.Np + row] = fused::log_normaliser(w, h);
+    }
   __syncwarp();  // the staged rows are in shared memory before other lanes copy them out
   // Piece pc of tile row r: lane = (r % kRowsPerStep) kPieces + pc.
   constexpr int kPerPiece = mma::kCopyBytes / static_cast<int>(sizeof(T));
@@ -156,7 +170,7 @@ __device__ __forceinline__ void finish_l_update_staged(const fused::WarpRows<D>&
   uint4 piece[kSteps];
   #pragma unroll
   for (int i = 0; i < kSteps; ++i)
-    piece[i] = padded[i] >= 0 ? *reinterpret_cast<const uint4*>(row_addr(padded[i]) + c) : make_uint4(0, 0, 0, 0);
+    piece[i] = padded[i] >= 0 ? *reinterpret_cast<const uint4*>(place(padded[i], c)) : make_uint4(0, 0, 0, 0);
   #pragma unroll
   for (int i = 0; i < kSteps; ++i) {
     const int n = padded[i] - p.off;
@@ -167,35 +181,38 @@ __device__ __forceinline__ void finish_l_update_staged(const fused::WarpRows<D>&
 
 /// The end of an r_stats tile (rows alpha_L[k, j], position-major from r0), eq. (11): the mean query
 /// alpha_R / max(c_R, tiny) of (k, j), in the input dtype (as level 3's R-update rounds it), to
-/// row_addr(padded row k*b + j). c_R = 0 gives alpha_R = 0: a uniform R row.
-template <class T, int D, class RowAddr>
+/// padded row k*b + j, whose columns c8..c8+7 start at place(padded row, c8). c_R = 0 gives
+/// alpha_R = 0: a uniform R row.
+template <class T, int D, class Place>
 __device__ __forceinline__ void finish_r_stats(fused::WarpRows<D>& w, const Problem& p, const Arrays& geo, int r0,
-                                               RowAddr row_addr, int lane) {
+                                               Place place, int lane) {
   fused::finish_row_sums(w);
   #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = r0 + lane / 4 + 8 * h;
     if (row >= p.Np) continue;
-    fused::store_row<T, D>(row_addr(geo.padded_of[row]), w.acc_k, h, 1.0f / fmaxf(w.run_sum[h], FLT_MIN), p.d, lane);
+    const int padded = geo.padded_of[row];
+    store_placed_row<T, D>([&](int c8) { return place(padded, c8); }, w.acc_k, h, 1.0f / fmaxf(w.run_sum[h], FLT_MIN),
+                           p.d, lane);
   }
 }
 
-/// Elements of one resident head's tile (below): rows of D + kSkew, then tile_pad more (level 6's
-/// block pads). Level 6 carves its tiles with this too, so the size it allocates and the offsets it
-/// uses cannot drift apart. Counted in Int: std::size_t for the fit test, which asks it of heads far
-/// too large to fit; a kernel, whose head fits one CTA, counts in int.
+/// Elements of one resident head's tile (below): tile_rows(N') rows of row_elems (level 4: D + kSkew,
+/// level 6: whole 128-byte lines). Both levels carve their tiles with this too, so the size they
+/// allocate and the offsets they use cannot drift apart. Counted in Int: std::size_t for the fit
+/// test, which asks it of heads far too large to fit; a kernel, whose head fits one CTA, counts in int.
 template <class Int = std::size_t>
-__host__ __device__ inline Int head_tile_elems(int Np, int D, int tile_pad = 0) {
-  return static_cast<Int>(tile_rows(Np)) * (D + fused::kSkew) + tile_pad;
+__host__ __device__ inline Int head_tile_elems(int Np, int row_elems) {
+  return static_cast<Int>(tile_rows(Np)) * row_elems;
 }
 
 /// Shared bytes of one resident head: Q, K, V (then alpha_L, Y or the mean queries) as three
-/// (rows, D + kSkew) tiles of elements of elem_bytes, each followed by tile_pad more elements (level
-/// 6's block pads), then the geometry arrays. At N' = 256, D = 64 this is 112 KB: two CTAs share an
-/// SM's 228 KB. Levels 4 and 6 both size their shared memory here, so one fit test serves both.
-inline std::size_t head_shared_bytes(int Np, int D, std::size_t elem_bytes, int tile_pad = 0) {
+/// (rows, row_elems) tiles of elements of elem_bytes, then the geometry arrays. At N' = 256, D = 64
+/// this is 112 KB for level 4's skewed rows and 100 KB for level 6's 128-byte ones: two CTAs share
+/// an SM's 228 KB either way. Levels 4 and 6 both size their shared memory here.
+inline std::size_t head_shared_bytes(int Np, int row_elems, std::size_t elem_bytes) {
   constexpr int kHeadTiles = 3;
-  return kHeadTiles * head_tile_elems(Np, D, tile_pad) * elem_bytes + geometry_bytes(Np);
+  return kHeadTiles * head_tile_elems(Np, row_elems) * elem_bytes + geometry_bytes(Np);
 }
 
 /// The device's opt-in limit of shared memory per CTA (227 KB on H100 and H200).
