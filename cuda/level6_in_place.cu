@@ -10,9 +10,10 @@
 // coming in and O going out. When b does not divide 16 the tile's other 16 - span rows and columns
 // are not read from a neighbour (that would race with its in-place writes): their ldmatrix
 // addresses alias the tile's first row, their columns belong to other groups (masked, weight 0),
-// and their output rows go to the warp's scratch rows (stmatrix writes all 16). alpha_L and Y stay in padded order (row k*b + j); the L-update
-// and r_stats gather their columns or rows alpha_L[k, j], k = 0..m-1, through the padded_of map,
-// as they already gather queries (ldmatrix takes one address per lane).
+// and their output rows go to the warp's scratch rows (stmatrix writes all 16). alpha_L and Y stay
+// in padded order (row k*b + j); the L-update and r_stats gather their columns or rows
+// alpha_L[k, j], k = 0..m-1, through the padded_of map, as they already gather queries (ldmatrix
+// takes one address per lane).
 //
 // Per head and round: 1. cp.async Q, K, V (round 1), K and, in the last round, V (later rounds: L2,
 // this CTA read them moments ago); 2. R-update, eq. (12): alpha_L, c_L (and Y in the last round) in
@@ -56,10 +57,12 @@ __device__ inline int divide(int r, unsigned inv) { return static_cast<int>((sta
 /// Level 6's head tiles (step 29): row r is kLd elements, whole 128-byte lines, at element r kLd of
 /// its tile, and its 16-byte piece p lies at piece p ^ twist(r) of its line (fused::PiecesXor).
 /// Why the twist: the 8 rows of one ldmatrix matrix must lie in 8 different bank quads, that is at
-/// 8 different piece positions of their lines. The R-update's rows are consecutive rows of one
-/// block, and the L-update and r_stats gather rows k*b + j, k = k0..k0+7 (step 12 found the
-/// 8-way conflicts that plain rows give there). twist(r) = (r + [b even] (r / b)) % 8 is distinct
-/// for both: for k*b + j it is k b + j (b odd) or k (b + 1) + j (b even), and b or b + 1 is odd.
+/// 8 different piece positions of their lines. The L-update and r_stats gather rows k*b + j,
+/// k = k0..k0+7 (step 12 found the 8-way conflicts that plain rows give there), and the R-update
+/// reads consecutive rows. twist(r) = (r + [b even] (r / b)) % 8 is distinct for both: for k*b + j
+/// it is k b + j (b odd) or k (b + 1) + j (b even), and b or b + 1 is odd; 8 consecutive rows differ
+/// by 1 each, except where they cross the end of a block of an even b other than 8 and 16, where
+/// two of them may share a quad (a 2-way conflict, as with step 12's pads, whose quads these are).
 /// Why whole lines: step 12 had the same bank quads from rows of D + 8 elements plus 16 bytes after
 /// each block of an even b, but then rows start anywhere in a line, and a cp.async of the head load
 /// splits them: 10.5 shared-memory wavefronts where 4 would do, and 50% more L2 sectors than the
