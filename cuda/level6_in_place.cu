@@ -149,6 +149,11 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   T* const foreign = scratch + warp * kM * Rows::kLd;  // (16, kLd): this warp's scratch rows, never read
+  // Row i of a position-major tile from r0 (the L-update's staged o, r_stats' mean queries): padded
+  // row padded_of[r0 + i] of `tile`, or past N' a scratch row, for stmatrix.
+  auto position_row = [&](T* tile, int r0, int i) {
+    return r0 + i < p.Np ? L.row(tile, geo.padded_of[r0 + i]) : foreign + i * Rows::kLd;
+  };
   const int heads = p.E * p.H, tiles = rows / kM;  // L-update and r_stats: 16-row tiles of N'
   // R-update: tiles of whole blocks, span rows each (16 when b divides 16).
   const int blocks_per_tile = kM / p.b, span = blocks_per_tile * p.b;
@@ -271,7 +276,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         // o leaves through the tile's query rows (step 27): this warp alone read them, and is done.
         finish_l_update_staged<T, D, PiecesXor>(
             w, p, geo, valid_e, head, r0, last, kDump,
-            [&](int i) { return r0 + i < p.Np ? L.row(queries, geo.padded_of[r0 + i]) : foreign + i * Rows::kLd; },
+            [&](int i) { return position_row(queries, r0, i); },
             [&](int padded, int c8) { return L.at(queries, padded, c8); }, lane);
       }
       if (last) break;
@@ -294,9 +299,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) in_place_kernel(Problem p)
         // of whole_head.cuh writes them row by row); rows past N' go to this warp's scratch.
         finish_row_sums(w);
         const float inv[2] = {1.0f / fmaxf(w.run_sum[0], FLT_MIN), 1.0f / fmaxf(w.run_sum[1], FLT_MIN)};
-        store_rows_shared<T, D, PiecesXor>(
-            [&](int i) { return r0 + i < p.Np ? L.row(VY, geo.padded_of[r0 + i]) : foreign + i * Rows::kLd; }, w.acc_k,
-            inv, lane);
+        store_rows_shared<T, D, PiecesXor>([&](int i) { return position_row(VY, r0, i); }, w.acc_k, inv, lane);
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }
