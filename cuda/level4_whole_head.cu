@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) whole_head_kernel(Problem 
           warp_chunk<T, Step::RStats, D, kChunk, false>(
               w, [&](int c) { return Qs + padded_of[clamp(c0 + c)] * kLd; }, [&](int c) { return Qs; }, grp_m + c0,
               bias_R + c0, scale2, lane);
-        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded, int c8) { return VY + padded * kLd + c8; }, lane);
+        finish_r_stats<T, D>(w, p, geo, r0, [&](int padded) { return VY + padded * kLd; }, lane);
       }
       __syncthreads();  // the mean queries are in VY for every warp; KA and bias_R are free again
     }

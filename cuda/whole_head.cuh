@@ -116,15 +116,6 @@ __device__ __forceinline__ void finish_l_update(const fused::WarpRows<D>& w, con
   }
 }
 
-/// Row h of acc, times scale, as T pairs to the shared row whose 8 columns from c8 start at
-/// place(c8) (c8 a multiple of 8: a row's 16-byte pieces may lie in any order, as in level 6's
-/// twisted tiles). Scalar: row[c] = T(acc row h, column c, times scale), c < width.
-template <class T, int D, class Place>
-__device__ __forceinline__ void store_placed_row(Place place, const float (&acc)[D / fused::kN][4], int h,
-                                                 float scale, int width, int lane) {
-  fused::store_row_at<T, D>([&](int c8, int c2) { return place(c8) + c2; }, acc, h, scale, width, lane);
-}
-
 /// Level 6's end of an L-update tile (step 27): as finish_l_update, but the last round's o rows go out
 /// through shared memory. Each row is staged in the query row it was computed from (place(padded
 /// row, c8): columns c8..c8+7 of it), which no other warp reads and this warp no longer needs, and
@@ -181,19 +172,17 @@ __device__ __forceinline__ void finish_l_update_staged(const fused::WarpRows<D>&
 
 /// The end of an r_stats tile (rows alpha_L[k, j], position-major from r0), eq. (11): the mean query
 /// alpha_R / max(c_R, tiny) of (k, j), in the input dtype (as level 3's R-update rounds it), to
-/// padded row k*b + j, whose columns c8..c8+7 start at place(padded row, c8). c_R = 0 gives
-/// alpha_R = 0: a uniform R row.
-template <class T, int D, class Place>
+/// row_addr(padded row k*b + j). c_R = 0 gives alpha_R = 0: a uniform R row. Level 4's; level 6
+/// writes its mean queries with stmatrix into its twisted tiles (step 29).
+template <class T, int D, class RowAddr>
 __device__ __forceinline__ void finish_r_stats(fused::WarpRows<D>& w, const Problem& p, const Arrays& geo, int r0,
-                                               Place place, int lane) {
+                                               RowAddr row_addr, int lane) {
   fused::finish_row_sums(w);
   #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = r0 + lane / 4 + 8 * h;
     if (row >= p.Np) continue;
-    const int padded = geo.padded_of[row];
-    store_placed_row<T, D>([&](int c8) { return place(padded, c8); }, w.acc_k, h, 1.0f / fmaxf(w.run_sum[h], FLT_MIN),
-                           p.d, lane);
+    fused::store_row<T, D>(row_addr(geo.padded_of[row]), w.acc_k, h, 1.0f / fmaxf(w.run_sum[h], FLT_MIN), p.d, lane);
   }
 }
 
