@@ -44,18 +44,23 @@ constexpr int min_ctas() { return D > 64 ? 2 : kStep == Step::RUpdate && kVals ?
 /// step 17 (b)); otherwise skewed rows for ldmatrix.
 /// Level 7 keeps a third stage of every tile its sums read: chunk i - 1's sums still run on the
 /// tensor cores while chunk i + 1 lands (step 23), so the stage the copies refill must be neither.
-template <class T, int D, Step kStep, bool kVals, bool kWg = false>
+/// kOneChunk (level 7, step 31): every tile of the launch has exactly one chunk, so one stage of each.
+template <class T, int D, Step kStep, bool kVals, bool kWg = false, bool kOneChunk = false>
 struct Smem {
   static constexpr int kLd = kWg ? D : D + kSkew;  // row stride of every tile (elements)
   static constexpr int kChunk = kWg ? 64 : chunk_cols<D, kStep, kVals>();
-  static constexpr int kKeyStages = kWg && kStep != Step::LUpdate ? kStages + 1 : kStages;  // keys are summed
-  static constexpr int kValStages = kWg ? kStages + 1 : kStages;                           // values always are
+  static constexpr int kColStages = kOneChunk ? 1 : kStages;  // groups and biases
+  static constexpr int kKeyStages = kOneChunk ? 1 : kWg && kStep != Step::LUpdate ? kStages + 1 : kStages;  // keys are summed
+  static constexpr int kValStages = kOneChunk ? 1 : kWg ? kStages + 1 : kStages;  // values always are
   static constexpr std::size_t kRowsOff = 0;                                        // (kRows, D)   T
   static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kKeyStages, kChunk, D) T
   static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kKeyStages * kChunk * kLd;  // (kValStages, kChunk, D), if kVals
-  static constexpr std::size_t kGroupOff = kValsOff + (kVals ? sizeof(T) * kValStages * kChunk * kLd : 0);  // (kStages, kChunk) int
-  static constexpr std::size_t kBiasOff = kGroupOff + sizeof(int) * kStages * kChunk;  // (kStages, kChunk) float
-  static constexpr std::size_t kBytes = kBiasOff + sizeof(float) * kStages * kChunk;
+  static constexpr std::size_t kGroupOff = kValsOff + (kVals ? sizeof(T) * kValStages * kChunk * kLd : 0);  // (kColStages, kChunk) int
+  static constexpr std::size_t kBiasOff = kGroupOff + sizeof(int) * kColStages * kChunk;  // (kColStages, kChunk) float
+  static constexpr std::size_t kBytes = kBiasOff + sizeof(float) * kColStages * kChunk;
+  static_assert(!kOneChunk || kWg, "only level 7 launches one-chunk tiles");
+  static_assert(!kWg || (kKeyStages * kChunk >= kRows && kValStages * kChunk >= kRows),
+                "level 7 stages its output rows (kRows, D) in the key and value stages");
   static_assert(kKeysOff % kCopyBytes == 0 && kValsOff % kCopyBytes == 0 && kGroupOff % kCopyBytes == 0,
                 "cp.async and ldmatrix need 16-byte aligned rows");
   static_assert(!kWg || (D == 64 && kKeysOff % wgmma::kAtomBytes == 0 && kValsOff % wgmma::kAtomBytes == 0 &&
@@ -94,17 +99,19 @@ constexpr std::size_t any_step_bytes() {
 /// wait_for_inputs: level 7 passes its wait for the previous kernel (programmatic dependent launch),
 /// called before the tile reads anything a kernel of the call writes; the L-update issues its query
 /// rows first (step 28). Levels 3 and 5 pass nothing.
+/// kOneChunk (level 7's R-update where b divides kRows, step 31): the caller promises that every tile
+/// spans exactly one chunk, so the tile keeps one stage of everything (Smem) and no chunk loop.
 struct NoWait {
   __device__ void operator()() const {}
 };
-template <class T, Step kStep, int D, bool kVals, bool kWg = false, class WaitForInputs = NoWait>
+template <class T, Step kStep, int D, bool kVals, bool kWg = false, bool kOneChunk = false, class WaitForInputs = NoWait>
 __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
                                            int tid, WaitForInputs wait_for_inputs = {}) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
   static_assert(D % kK == 0 && D <= kMaxDim, "D is whole k16 steps, at most kMaxDim (validate_session)");
   static_assert(kRows == kM * kWarps && kThreads == 32 * kWarps, "one 16-row strip per warp");
   static_assert(!(kStep == Step::RStats && kVals), "r_stats sums the keys themselves (valid q)");
-  using S = Smem<T, D, kStep, kVals, kWg>;
+  using S = Smem<T, D, kStep, kVals, kWg, kOneChunk>;
   constexpr int kChunk = S::kChunk, kLd = S::kLd;
 
   T* rows_s = reinterpret_cast<T*>(smem + S::kRowsOff);
@@ -121,6 +128,7 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
   const int r_end = min(r0 + kRows, p.Np);
   const int c_beg = group_of.div(r0) * G, c_end = (group_of.div(r_end - 1) + 1) * G;  // columns of the groups touched
   const int n_chunks = (c_end - c_beg + kChunk - 1) / kChunk;
+  if (kOneChunk && n_chunks != 1) __trap();  // the launcher chose the one-chunk tile wrongly: one stage would be overrun
   const T* Qh = static_cast<const T*>(p.Q);
   const std::uint8_t* valid_e = p.valid + static_cast<std::size_t>(head / p.H) * p.Np;  // valid(., .) of this batch element
   // Element c of row r of a tile, and where the loaders put each 16-byte piece.
@@ -275,8 +283,8 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
 
   // Chunk i; first: i == 0, a compile-time flag so that level 7 peels it (below).
   auto chunk = [&](int i, auto first) {
-    const int c0 = c_beg + i * kChunk, s = i % kStages;
-    const bool more = i + 1 < n_chunks;
+    const int c0 = c_beg + i * kChunk, s = i % S::kColStages;
+    const bool more = !kOneChunk && i + 1 < n_chunks;
     Column next;
     if constexpr (kWg) {
       // wgmma reads shared memory through the async proxy: this thread's cp.async pieces of chunk i
@@ -335,13 +343,14 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
           bias_s + s * kChunk, scale2, lane);
     }
     // Stage i + 1 was last read in iteration i - 1, before its closing barrier.
-    if (more) publish_column(next, (i + 1) % kStages);
+    if (more) publish_column(next, (i + 1) % S::kColStages);
     __syncthreads();  // every warp is done with the stages the next iteration refills, and chunk
                       // i + 1's groups and biases are in shared memory
   };
   if constexpr (kWg) {  // chunk 0 has no earlier sums to overlap: peeled, so no wgmma sits in a branch
     chunk(0, std::true_type{});
-    for (int i = 1; i < n_chunks; ++i) chunk(i, std::false_type{});
+    if constexpr (!kOneChunk)
+      for (int i = 1; i < n_chunks; ++i) chunk(i, std::false_type{});
   } else {
     for (int i = 0; i < n_chunks; ++i) chunk(i, std::false_type{});
   }

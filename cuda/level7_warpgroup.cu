@@ -13,6 +13,10 @@
 // chunk i's scores and run while the warps compute chunk i's weights, so the tiles the sums read
 // keep a third stage (step 23).
 //
+// Where b divides the 64-row tile (b = 64 at N = 4096), every R-update tile is one chunk; the R-update
+// with values then runs a one-chunk instantiation with one stage of each tile, whose registers allow
+// four CTAs per SM instead of three (step 31).
+//
 // The step kernels launch with programmatic dependent launch: each waits for its predecessor inside
 // the kernel (griddepcontrol.wait), so launches and the last wave's tail overlap (step 19).
 //
@@ -29,19 +33,22 @@ using namespace fused;
 constexpr int kDim = 64;  // the one head dimension of level 7's tiles (D)
 
 /// CTAs per SM each kernel is compiled for: the R-update with values holds three D-wide fp32
-/// accumulator sets (scores, alpha_L, Y) and the packed weights, like level 3's (three CTAs); the
-/// others hold two (four CTAs, 128 registers).
-template <Step kStep, bool kVals>
-constexpr int wg_ctas() { return kStep == Step::RUpdate && kVals ? 3 : 4; }
+/// accumulator sets (scores, alpha_L, Y) and, across the next chunk's scores, the packed weights,
+/// like level 3's (three CTAs); the others hold two (four CTAs, 128 registers). A one-chunk
+/// R-update (step 31) has no next chunk: the scores die into the packed weights before the sums
+/// start, so it fits four CTAs too.
+template <Step kStep, bool kVals, bool kOneChunk>
+constexpr int wg_ctas() { return kStep == Step::RUpdate && kVals && !kOneChunk ? 3 : 4; }
 
-template <class T, Step kStep, bool kVals>
+template <class T, Step kStep, bool kVals, bool kOneChunk>
 constexpr std::size_t wg_bytes() {  // the tiles, and the slack that aligns them to 1024 bytes
-  return Smem<T, kDim, kStep, kVals, true>::kBytes + wgmma::kAtomBytes;
+  return Smem<T, kDim, kStep, kVals, true, kOneChunk>::kBytes + wgmma::kAtomBytes;
 }
 
 /// One CTA of one step: tile blockIdx.x % tiles_per_head of head blockIdx.x / tiles_per_head.
-template <class T, Step kStep, bool kVals>
-__global__ void __launch_bounds__(kThreads, wg_ctas<kStep, kVals>()) level7_kernel(Problem p, int tiles_per_head) {
+template <class T, Step kStep, bool kVals, bool kOneChunk>
+__global__ void __launch_bounds__(kThreads, wg_ctas<kStep, kVals, kOneChunk>())
+    level7_kernel(Problem p, int tiles_per_head) {
   extern __shared__ __align__(128) unsigned char smem[];
   // The swizzle is a function of address bits 4-9, so every tile starts 1024-byte aligned; the
   // dynamic shared window itself is only guaranteed 16.
@@ -55,14 +62,14 @@ __global__ void __launch_bounds__(kThreads, wg_ctas<kStep, kVals>()) level7_kern
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   };
-  fused_tile<T, kStep, kDim, kVals, true>(p, blockIdx.x / tiles_per_head, blockIdx.x % tiles_per_head, p.round,
-                                          tiles, threadIdx.x, wait_for_predecessor);
+  fused_tile<T, kStep, kDim, kVals, true, kOneChunk>(p, blockIdx.x / tiles_per_head, blockIdx.x % tiles_per_head,
+                                                     p.round, tiles, threadIdx.x, wait_for_predecessor);
 }
 
-template <class T, Step kStep, bool kVals>
+template <class T, Step kStep, bool kVals, bool kOneChunk = false>
 void launch(const Problem& p) {
-  constexpr std::size_t kBytes = wg_bytes<T, kStep, kVals>();
-  auto kernel = level7_kernel<T, kStep, kVals>;
+  constexpr std::size_t kBytes = wg_bytes<T, kStep, kVals, kOneChunk>();
+  auto kernel = level7_kernel<T, kStep, kVals, kOneChunk>;
   static const bool raised = (allow_shared_bytes(kernel, kBytes), true);  // once per instantiation
   (void)raised;
   const int tiles = (p.Np + kRows - 1) / kRows;
@@ -87,12 +94,19 @@ void launch(const Problem& p) {
 /// True when the warpgroup tiles take this problem (d, d_v <= 64); otherwise level 3's steps run.
 bool warpgroup_fits(const Problem& p) { return fused_dim(p.d, p.dv) <= kDim; }
 
-template <Step kStep, bool kVals>
+/// True when every R-update tile spans exactly one chunk: b divides the kRows-row tile, so each tile
+/// is whole blocks whose kRows keys are one kChunk-column chunk (kRows = kChunk = 64).
+bool r_update_one_chunk(const Problem& p) {
+  static_assert(kRows == Smem<__half, kDim, Step::RUpdate, true, true>::kChunk, "a tile's keys are one chunk");
+  return kRows % p.b == 0;
+}
+
+template <Step kStep, bool kVals, bool kOneChunk = false>
 void dispatch(const Problem& p) {
   dispatch_dtype(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, float>) throw InputError("CUDA level 7 runs fp16 and bf16 only");
-    else launch<T, kStep, kVals>(p);
+    else launch<T, kStep, kVals, kOneChunk>(p);
   });
 }
 
@@ -102,7 +116,9 @@ void r_stats(const Problem& p) {
 }
 void r_update(const Problem& p, bool want_Y) {
   if (!warpgroup_fits(p)) return level3_steps().r_update(p, want_Y);
-  if (want_Y) dispatch<Step::RUpdate, true>(p);
+  // Only the R-update with values gains from one chunk: it is the step held to three CTAs per SM.
+  if (want_Y && r_update_one_chunk(p)) dispatch<Step::RUpdate, true, true>(p);
+  else if (want_Y) dispatch<Step::RUpdate, true>(p);
   else dispatch<Step::RUpdate, false>(p);
 }
 void l_update(const Problem& p, bool want_O) {

@@ -47,6 +47,10 @@ const std::vector<Case> kCases = {
     // More work items than level 5 has resident CTAs (5 steps x 8 heads x 64 tiles = 2560), so each
     // CTA runs tiles of several steps and heads, waiting on other heads' counters.
     {"N = 4096, E x H = 2 x 4, b = 64, T = 2", 2, 4, 4096, 64, 64, 64, 2, Pad::Post, MaskKind::Random, false},
+    // b = 8 divides level 7's 64-row tiles, so its R-update with values runs the one-chunk kernel
+    // (step 31); N' = 1000 leaves the last tile 40 rows, and d, d_v < 64 are zero-padded.
+    {"T = 1: N = 1000, b = 8 pre, d = 32, d_v = 48, empty key block (one-chunk R-update)", 1, 2, 1000, 32, 48, 8, 1,
+     Pad::Pre, MaskKind::EmptyBlock, false},
     // T = 1 on heads small enough for level 4's one-CTA-per-head kernel. (Its T >= 2 path runs in the
     // untraced runs of the small cases above: a trace of T >= 2 rounds takes level 3's steps.)
     {"T = 1: N = 7, b = 3 pre, random mask", 1, 2, 7, 32, 32, 3, 1, Pad::Pre, MaskKind::Random, true},
