@@ -56,12 +56,13 @@ void run_check(const CheckArgs& a) {
   std::vector<cuda::Level> levels;
   if (a.level == 0) {
     levels = {cuda::Level::Scalar, cuda::Level::TensorCore};
-    if (dtype != cuda::DType::F32) {  // levels 3 to 7: fp16/bf16 only
+    if (dtype != cuda::DType::F32) {  // levels 3 to 8: fp16/bf16 only
       levels.push_back(cuda::Level::Fused);
       levels.push_back(cuda::Level::WholeHead);
       levels.push_back(cuda::Level::OneLaunch);
       levels.push_back(cuda::Level::InPlace);
       levels.push_back(cuda::Level::Warpgroup);
+      levels.push_back(cuda::Level::Cluster);
     }
   } else
     levels = {cuda::parse_level(a.level)};
@@ -109,7 +110,8 @@ void run_check(const CheckArgs& a) {
                 : level == cuda::Level::WholeHead  ? "whole head per CTA"
                 : level == cuda::Level::OneLaunch  ? "one launch per call"
                 : level == cuda::Level::InPlace    ? "whole head, intermediates in place"
-                                                   : "fused steps, warpgroup wgmma",
+                : level == cuda::Level::Warpgroup  ? "fused steps, warpgroup wgmma"
+                                                   : "a cluster per head (T = 1), else level 7",
                 a.E * a.H);
     cuda::MonarchSession s(a.E, a.H, a.N, a.d, dv, opt, {level, dtype});
     s.upload(Q, K, V, &mask);
@@ -171,9 +173,10 @@ void add_check_command(CLI::App& app) {
   cmd->add_option("--pad", args->pad, "pre or post")->check(CLI::IsMember({"pre", "post"}));
   cmd->add_option("--dtype", args->dtype, "fp32, fp16 or bf16")->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   cmd->add_option("--level", args->level,
-                  "1 (scalar), 2 (tensor cores), 3 (fused steps), 4 (whole head per CTA) or 5 (one launch); 3 to 5 "
-                  "run fp16/bf16; default: every level that runs the dtype")
-      ->check(CLI::Range(0, 5));
+                  "1 (scalar), 2 (tensor cores), 3 (fused steps), 4 (whole head per CTA), 5 (one launch), 6 (in "
+                  "place), 7 (warpgroup) or 8 (a cluster per head); 3 to 8 run fp16/bf16; default: every level that "
+                  "runs the dtype")
+      ->check(CLI::Range(0, 8));
   cmd->add_option("--mask-drop", args->drop, "fraction of keys masked at random (default 0)");
   cmd->add_option("--seed", args->seed, "random seed (default: fresh)");
   cmd->add_flag("!--no-naive", args->naive, "skip the naive cuBLAS baseline check");

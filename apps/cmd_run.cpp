@@ -137,7 +137,7 @@ DeviceResult run_cuda(const RunArgs& a, const AttentionInputs& in, const Options
   const cuda::DeviceInfo dev = cuda::device_info();
   if (!dev.ok) throw std::runtime_error("--device cuda: no CUDA device (" + dev.reason + ")");
   const cuda::DType dtype = cuda::parse_dtype(a.precision);
-  constexpr int kFusedRowAlign = 8;  // levels 3 to 7 copy 16-byte row pieces (cuda/fused_warp.cuh)
+  constexpr int kFusedRowAlign = 8;  // levels 3 to 8 copy 16-byte row pieces (cuda/fused_warp.cuh)
   const bool fused = dtype != cuda::DType::F32 && in.q.D % kFusedRowAlign == 0 && in.v.D % kFusedRowAlign == 0;
   const cuda::Config cfg{fused ? cuda::Level::Warpgroup : cuda::Level::TensorCore, dtype};
   // Narrowed to float for the device, which rounds further to fp16/bf16 if asked.

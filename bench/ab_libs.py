@@ -8,6 +8,8 @@ Usage (GPU machine):
     python3 bench/ab_libs.py --base old/libmonarch_cuda_c.so --new build/cuda/libmonarch_cuda_c.so \\
         --configs 4096x256,4096x197 --steps 1,2
 `--new` may be given more than once (labelled new1, new2, ...), each build compared with the base.
+`--new-level` times the new builds at another level than the base's `--level` (with the same library
+for both: one level against another, e.g. 7 against 8, in one process).
 Prints one line per case and round, then per case the mean of the medians and each change, and the
 geometric mean of new / base over every case.
 """
@@ -29,7 +31,8 @@ def main():
     ap.add_argument("--configs", default="4096x256", help="comma-separated E x N")
     ap.add_argument("--steps", default="1", help="comma-separated T")
     ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
-    ap.add_argument("--level", type=int, default=cs.DEFAULT_LEVEL)
+    ap.add_argument("--level", type=int, default=cs.DEFAULT_LEVEL, help="the base's CUDA level")
+    ap.add_argument("--new-level", type=int, default=None, help="the new builds' CUDA level (default: --level)")
     ap.add_argument("--reps", type=int, default=30, help="timed calls per measurement (median)")
     ap.add_argument("--rounds", type=int, default=2, help="base/new alternations per case")
     args = ap.parse_args()
@@ -37,7 +40,8 @@ def main():
     news = ["new"] if len(args.new) == 1 else [f"new{i + 1}" for i in range(len(args.new))]
     libs = {"base": cs.MonarchLib(args.base), **{n: cs.MonarchLib(path) for n, path in zip(news, args.new)}}
     flush = torch.empty(cs.FLUSH_BYTES // 4, dtype=torch.float32, device=cs.DEVICE)
-    print(f"# {torch.cuda.get_device_name()}, level {args.level}, {args.dtype}, H = {cs.HEADS}, d = {cs.HEAD_DIM}, "
+    levels = {name: args.level if name == "base" or args.new_level is None else args.new_level for name in libs}
+    print(f"# {torch.cuda.get_device_name()}, level {' / '.join(str(levels[n]) for n in libs)}, {args.dtype}, H = {cs.HEADS}, d = {cs.HEAD_DIM}, "
           f"b = ceil(sqrt N); medians of {args.reps} calls (us), L2 flushed before each")
     ratios, summary = {n: [] for n in news}, []
     for E, N in cs.parse_configs(args.configs):
@@ -47,7 +51,7 @@ def main():
             times = {name: [] for name in libs}
             for r in range(args.rounds):
                 for name, lib in libs.items():
-                    res = cs.run_monarch(lib, q, k, v, N, b, T, args.dtype, scale, args.level, args.reps, flush)
+                    res = cs.run_monarch(lib, q, k, v, N, b, T, args.dtype, scale, levels[name], args.reps, flush)
                     if res.median is None:
                         sys.exit(f"{name} {E}x{N} T={T}: {res.status}")
                     times[name].append(res.median)

@@ -632,7 +632,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lib", help="path to libmonarch_cuda_c.so (required unless --self-test)")
     ap.add_argument("--out", default="bench/results", help="directory for the .md and .csv")
-    ap.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="CUDA level (default 7, the fastest; 3 to 7 run fp16/bf16 only)")
+    ap.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="CUDA level (default 7, the fastest; 3 to 8 run fp16/bf16 only)")
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated ExN, run in this order")
     ap.add_argument("--steps", default="1,2", help="comma-separated T values")
     ap.add_argument("--dtypes", default="fp16,bf16", help="comma-separated of fp16, bf16, fp32")

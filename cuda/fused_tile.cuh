@@ -45,13 +45,15 @@ constexpr int min_ctas() { return D > 64 ? 2 : kStep == Step::RUpdate && kVals ?
 /// Level 7 keeps a third stage of every tile its sums read: chunk i - 1's sums still run on the
 /// tensor cores while chunk i + 1 lands (step 23), so the stage the copies refill must be neither.
 /// kOneChunk (level 7, step 31): every tile of the launch has exactly one chunk, so one stage of each.
-template <class T, int D, Step kStep, bool kVals, bool kWg = false, bool kOneChunk = false>
+/// kResident (level 8's L-update): the keys and values already lie in shared memory (the cluster's
+/// R-update put them there), so no stage of keys, and one of values, where the epilogue stages o.
+template <class T, int D, Step kStep, bool kVals, bool kWg = false, bool kOneChunk = false, bool kResident = false>
 struct Smem {
   static constexpr int kLd = kWg ? D : D + kSkew;  // row stride of every tile (elements)
   static constexpr int kChunk = kWg ? 64 : chunk_cols<D, kStep, kVals>();
   static constexpr int kColStages = kOneChunk ? 1 : kStages;  // groups and biases
-  static constexpr int kKeyStages = kOneChunk ? 1 : kWg && kStep != Step::LUpdate ? kStages + 1 : kStages;  // keys are summed
-  static constexpr int kValStages = kOneChunk ? 1 : kWg ? kStages + 1 : kStages;  // values always are
+  static constexpr int kKeyStages = kResident ? 0 : kOneChunk ? 1 : kWg && kStep != Step::LUpdate ? kStages + 1 : kStages;  // keys are summed
+  static constexpr int kValStages = kResident || kOneChunk ? 1 : kWg ? kStages + 1 : kStages;  // values always are
   static constexpr std::size_t kRowsOff = 0;                                        // (kRows, D)   T
   static constexpr std::size_t kKeysOff = kRowsOff + sizeof(T) * kRows * kLd;       // (kKeyStages, kChunk, D) T
   static constexpr std::size_t kValsOff = kKeysOff + sizeof(T) * kKeyStages * kChunk * kLd;  // (kValStages, kChunk, D), if kVals
@@ -59,8 +61,9 @@ struct Smem {
   static constexpr std::size_t kBiasOff = kGroupOff + sizeof(int) * kColStages * kChunk;  // (kColStages, kChunk) float
   static constexpr std::size_t kBytes = kBiasOff + sizeof(float) * kColStages * kChunk;
   static_assert(!kOneChunk || kWg, "only level 7 launches one-chunk tiles");
-  static_assert(!kWg || (kKeyStages * kChunk >= kRows && kValStages * kChunk >= kRows),
-                "level 7 stages its output rows (kRows, D) in the key and value stages");
+  static_assert(!kResident || (kWg && kStep == Step::LUpdate && kVals), "only level 8's L-update reads resident tiles");
+  static_assert(!kWg || ((kResident || kKeyStages * kChunk >= kRows) && kValStages * kChunk >= kRows),
+                "level 7 stages its output rows (kRows, D) in the key and value stages (the L-update: values only)");
   static_assert(kKeysOff % kCopyBytes == 0 && kValsOff % kCopyBytes == 0 && kGroupOff % kCopyBytes == 0,
                 "cp.async and ldmatrix need 16-byte aligned rows");
   static_assert(!kWg || (D == 64 && kKeysOff % wgmma::kAtomBytes == 0 && kValsOff % wgmma::kAtomBytes == 0 &&
@@ -95,23 +98,35 @@ constexpr std::size_t any_step_bytes() {
 /// stale L1 line: level 5 reads them in the same launch that wrote them.
 /// kWg (level 7): the products run on the warpgroup (issue_scores, issue_sums) from swizzled tiles,
 /// and smem must be 1024-byte aligned. Its epilogue stages the rows it writes in shared memory and
-/// reads them back after its last barrier: level 7 runs one tile per CTA, so nothing refills it.
+/// reads them back after its last barrier: level 7 runs one tile per CTA, so nothing refills it (level
+/// 8 runs several in a row, with a barrier between them).
 /// wait_for_inputs: level 7 passes its wait for the previous kernel (programmatic dependent launch),
 /// called before the tile reads anything a kernel of the call writes; the L-update issues its query
 /// rows first (step 28). Levels 3 and 5 pass nothing.
 /// kOneChunk (level 7's R-update where b divides kRows, step 31): the caller promises that every tile
 /// spans exactly one chunk, so the tile keeps one stage of everything (Smem) and no chunk loop.
+/// cluster (level 8): where alpha_L, c_L and Y live when one thread-block cluster runs the whole head
+/// (cluster_head.cuh). Its R-update sends them to the shared memory of the CTA whose L-update reads
+/// them, and its L-update reads them there instead of copying chunks in; with cluster.to_global
+/// (traces) they also go to global memory, as for the other levels. Every other level passes NoCluster.
 struct NoWait {
   __device__ void operator()() const {}
 };
-template <class T, Step kStep, int D, bool kVals, bool kWg = false, bool kOneChunk = false, class WaitForInputs = NoWait>
+struct NoCluster {
+  static constexpr bool kOn = false;
+  static constexpr bool to_global = true;  // the intermediates go to global memory (level 8: for traces only)
+};
+template <class T, Step kStep, int D, bool kVals, bool kWg = false, bool kOneChunk = false, class WaitForInputs = NoWait,
+          class Cluster = NoCluster>
 __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile, int round, unsigned char* smem,
-                                           int tid, WaitForInputs wait_for_inputs = {}) {
+                                           int tid, WaitForInputs wait_for_inputs = {}, Cluster cluster = {}) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "tensor cores: fp16 or bf16");
   static_assert(D % kK == 0 && D <= kMaxDim, "D is whole k16 steps, at most kMaxDim (validate_session)");
   static_assert(kRows == kM * kWarps && kThreads == 32 * kWarps, "one 16-row strip per warp");
   static_assert(!(kStep == Step::RStats && kVals), "r_stats sums the keys themselves (valid q)");
-  using S = Smem<T, D, kStep, kVals, kWg, kOneChunk>;
+  static_assert(!Cluster::kOn || (kWg && kVals && kStep != Step::RStats), "level 8 runs T = 1: both updates, with values");
+  constexpr bool kResident = Cluster::kOn && kStep == Step::LUpdate;  // keys and values already in shared memory
+  using S = Smem<T, D, kStep, kVals, kWg, kOneChunk, kResident>;
   constexpr int kChunk = S::kChunk, kLd = S::kLd;
 
   T* rows_s = reinterpret_cast<T*>(smem + S::kRowsOff);
@@ -141,9 +156,16 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
     load_tile_async<T, D, kThreads>(dst, rows, width, Qh, src, tid, Place{});
   };
 
-  // Chunk i's stages: its keys, its values, and its groups and biases (columns).
-  auto keys_of = [&](int i) { return keys_s + i % S::kKeyStages * kChunk * kLd; };  // (kChunk, D)
-  auto vals_of = [&](int i) { return vals_s + i % S::kValStages * kChunk * kLd; };  // (kChunk, D)
+  // Chunk i's stages: its keys, its values, and its groups and biases (columns). Level 8's L-update
+  // reads its keys and values where they already are: rows c_beg + i kChunk.. of the resident tiles.
+  auto keys_of = [&](int i) -> T* {  // (kChunk, D)
+    if constexpr (kResident) return cluster.template alpha_L_row<T>(c_beg + i * kChunk);
+    else return keys_s + i % S::kKeyStages * kChunk * kLd;
+  };
+  auto vals_of = [&](int i) -> T* {  // (kChunk, D)
+    if constexpr (kResident) return cluster.template Y_row<T>(c_beg + i * kChunk);
+    else return vals_s + i % S::kValStages * kChunk * kLd;
+  };
 
   // ---- Column chunk c0 .. c0 + kChunk, chunk i: keys and values (cp.async).
   auto copy_chunk = [&](int c0, int i) {
@@ -157,8 +179,10 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
       if constexpr (kVals)
         load_rows(vals, kChunk, p.dv, static_cast<const T*>(p.V) + static_cast<std::size_t>(head) * p.N * p.dv, lo, hi);
     } else if constexpr (kStep == Step::LUpdate) {  // alpha_L[k, j] and Y[k, j]: position-major c
-      load_rows(keys, kChunk, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + c0) * p.d, 0, c_end - c0);
-      if constexpr (kVals) load_rows(vals, kChunk, p.dv, static_cast<const T*>(p.Y_pm) + (stat0 + c0) * p.dv, 0, c_end - c0);
+      if constexpr (!kResident) {
+        load_rows(keys, kChunk, p.d, static_cast<const T*>(p.alpha_L_pm) + (stat0 + c0) * p.d, 0, c_end - c0);
+        if constexpr (kVals) load_rows(vals, kChunk, p.dv, static_cast<const T*>(p.Y_pm) + (stat0 + c0) * p.dv, 0, c_end - c0);
+      }
     } else {  // r_stats: q_(l,j) at position-major c = j*m + l
       load_tile(keys, kChunk, p.d, [&](int c) -> const T* {
         const int cc = c0 + c;
@@ -192,7 +216,8 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
       col.valid = valid_e[at];
     } else if constexpr (kStep == Step::LUpdate) {
       col.valid = 1;
-      col.raw = __ldcg(p.c_L_pm + stat0 + at);
+      if constexpr (kResident) col.raw = cluster.c_L_at(at);
+      else col.raw = __ldcg(p.c_L_pm + stat0 + at);
     } else {
       col.valid = valid_e[padded_of_pm(p, at)];
       col.raw = __ldcg(p.lse_L + stat0 + at);
@@ -390,10 +415,14 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
         store_row<T, D>(static_cast<T*>(p.alpha_L_pm) + pm * p.d, w.acc_k, h, inv, p.d, lane);
         if constexpr (kVals) store_row<T, D>(static_cast<T*>(p.Y_pm) + pm * p.dv, w.acc_v, h, inv, p.dv, lane);
       }
-      if (t == 0) p.c_L_pm[pm] = entropy_term(w, h);
+      if (t == 0) {
+        const float c_L = entropy_term(w, h);
+        if constexpr (Cluster::kOn) cluster.put_c_L(static_cast<int>(pm - stat0), c_L);
+        if (cluster.to_global) p.c_L_pm[pm] = c_L;
+      }
     } else if constexpr (kStep == Step::LUpdate) {
-      // Some block of every position has a valid key, so Z > 0.
-      if (t == 0) p.lse_L[stat0 + row] = log_normaliser(w, h);
+      // Some block of every position has a valid key, so Z > 0. (Level 8 needs lse_L for traces only.)
+      if (t == 0 && cluster.to_global) p.lse_L[stat0 + row] = log_normaliser(w, h);
       if constexpr (kStaged) {
         stage_row<T, D>(out_v, r, w.acc_v, h, 1.0f / w.run_sum[h], lane);  // a pad's row is dropped below
       } else if constexpr (kVals) {
@@ -423,8 +452,11 @@ __device__ __forceinline__ void fused_tile(const Problem& p, int head, int tile,
       const int row = r0 + r;
       if constexpr (kStep == Step::RUpdate) {  // alpha_L[k, j], Y[k, j] at position-major row j m + k
         const std::size_t pm = row_of_pm(row);
-        copy_staged_piece(static_cast<T*>(p.alpha_L_pm) + pm * p.d, out_k, r, pc, p.d);
-        if constexpr (kVals) copy_staged_piece(static_cast<T*>(p.Y_pm) + pm * p.dv, out_v, r, pc, p.dv);
+        if constexpr (Cluster::kOn) cluster.put_pieces(static_cast<int>(pm - stat0), out_k, out_v, r, pc);
+        if (cluster.to_global) {
+          copy_staged_piece(static_cast<T*>(p.alpha_L_pm) + pm * p.d, out_k, r, pc, p.d);
+          if constexpr (kVals) copy_staged_piece(static_cast<T*>(p.Y_pm) + pm * p.dv, out_v, r, pc, p.dv);
+        }
       } else {  // o of token n, eq. (4); pads are dropped, eq. (1)
         const int n = padded_of_pm(p, row) - p.off;
         if (n < 0 || n >= p.N) continue;

@@ -161,10 +161,11 @@ Level parse_level(int level) {
   if (level == 5) return Level::OneLaunch;
   if (level == 6) return Level::InPlace;
   if (level == 7) return Level::Warpgroup;
+  if (level == 8) return Level::Cluster;
   throw InputError("unknown CUDA level " + std::to_string(level) +
                    ": levels 1 (scalar), 2 (tensor cores), 3 (fused, fp16/bf16), 4 (whole head per CTA, "
-                   "fp16/bf16), 5 (one launch, fp16/bf16), 6 (intermediates in place, fp16/bf16) and 7 (warpgroup tensor "
-                   "cores, fp16/bf16) exist");
+                   "fp16/bf16), 5 (one launch, fp16/bf16), 6 (intermediates in place, fp16/bf16), 7 (warpgroup tensor "
+                   "cores, fp16/bf16) and 8 (a cluster per head, fp16/bf16) exist");
 }
 
 double tolerance(DType t) { return t == DType::F32 ? 1e-5 : 1e-2; }
@@ -223,14 +224,14 @@ struct MonarchSession::Impl {
   detail::Problem p;
   detail::LevelSteps steps{};
   DeviceBuffer Q, K, V, valid, alpha_R, c_R, alpha_L, c_L, lse_L, Y, O;
-  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // levels 3 to 7 only (harness.cuh, Problem)
+  DeviceBuffer alpha_L_pm, Y_pm, c_L_pm;  // levels 3 to 8 only (harness.cuh, Problem)
   DeviceBuffer sync;                      // level 5 only
 };
 
 /// Levels 3 to 7: mma.sync or wgmma tiles, fp16/bf16, intermediates position-major in the input dtype.
 static bool is_fused(Level level) {
   return level == Level::Fused || level == Level::WholeHead || level == Level::OneLaunch ||
-         level == Level::InPlace || level == Level::Warpgroup;
+         level == Level::InPlace || level == Level::Warpgroup || level == Level::Cluster;
 }
 
 void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Config cfg) {
@@ -248,7 +249,7 @@ void validate_session(int E, int H, int N, int d, int dv, const Options& opt, Co
     const std::string name = "CUDA level " + std::to_string(static_cast<int>(cfg.level));
     if (cfg.dtype == DType::F32)
       throw InputError(name + " runs on tensor cores in fp16 or bf16 only; use level 2 for fp32");
-    constexpr int kRowAlign = 8;  // levels 3 to 7 copy rows in 16-byte pieces of 8 halves
+    constexpr int kRowAlign = 8;  // levels 3 to 8 copy rows in 16-byte pieces of 8 halves
     if (d % kRowAlign != 0 || dv % kRowAlign != 0)
       throw InputError(name + " needs d and d_v to be multiples of 8, got d = " + std::to_string(d) +
                        ", d_v = " + std::to_string(dv) + "; use level 2");
@@ -273,7 +274,8 @@ MonarchSession::MonarchSession(int E, int H, int N, int d, int dv, const Options
             : cfg.level == Level::WholeHead  ? detail::level4_steps()
             : cfg.level == Level::OneLaunch  ? detail::level5_steps()
             : cfg.level == Level::InPlace    ? detail::level6_steps()
-                                             : detail::level7_steps();
+            : cfg.level == Level::Warpgroup  ? detail::level7_steps()
+                                             : detail::level8_steps();
   const bool fused = is_fused(cfg.level);
 
   const std::size_t heads = static_cast<std::size_t>(E) * H, es = detail::dtype_size(cfg.dtype);
@@ -462,6 +464,18 @@ Tensor4<float> MonarchSession::output() const {
 
 const Geometry& MonarchSession::geometry() const { return impl_->g; }
 Config MonarchSession::config() const { return impl_->cfg; }
+
+std::string MonarchSession::plan() const {
+  const Impl& s = *impl_;
+  const int T = s.opt.steps;
+  if (s.steps.whole != nullptr && s.steps.whole_fits(s.p, T)) {
+    if (s.steps.describe_whole != nullptr)
+      if (std::string d = s.steps.describe_whole(s.p, T); !d.empty()) return d;
+    return "one whole-head kernel";
+  }
+  if (s.steps.rounds != nullptr) return "one launch for every round";
+  return "step kernels";
+}
 
 double MonarchSession::floor_bytes() const {
   const detail::Problem& p = impl_->p;

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "check.cuh"
@@ -72,6 +73,9 @@ struct LevelSteps {
   /// first..last of spec §4, every step of each, in one launch; Y and O in every round when
   /// want_all (traces), else in the last one only. Round 1 reads q itself (round1_reads_q).
   void (*rounds)(const Problem&, int first, int last, bool want_all) = nullptr;
+  /// Levels whose whole-call kernel takes several shapes (level 8): what it runs for this problem, in
+  /// words, or "" where whole_fits holds for another reason (MonarchSession::plan).
+  std::string (*describe_whole)(const Problem&, int rounds) = nullptr;
 };
 
 LevelSteps level1_steps();  // level1_scalar.cu
@@ -81,6 +85,7 @@ LevelSteps level4_steps();  // level4_whole_head.cu
 LevelSteps level5_steps();  // level5_one_launch.cu
 LevelSteps level6_steps();  // level6_in_place.cu
 LevelSteps level7_steps();  // level7_warpgroup.cu
+LevelSteps level8_steps();  // level8_cluster.cu
 /// 32-bit words of Problem::sync that level 5 needs for `heads` heads and T = rounds.
 std::size_t level5_sync_words(int heads, int rounds);
 

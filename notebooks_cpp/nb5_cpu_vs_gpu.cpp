@@ -84,7 +84,7 @@ std::vector<nb::Series> compare_levels(const monarch::Tensor4<float>& Q, const m
   std::vector<nb::Series> errors;
   for (mc::Level level : levels) {
     for (mc::DType dt : dtypes) {
-      if (level >= mc::Level::Fused && dt == mc::DType::F32) continue;  // levels 3-7: tensor cores only
+      if (level >= mc::Level::Fused && dt == mc::DType::F32) continue;  // levels 3-8: tensor cores only
       auto round = [&](const monarch::Tensor4<float>& t) {
         monarch::Tensor4<float> r = t;
         mc::round_to_dtype(r.data, dt);
@@ -217,6 +217,27 @@ int main(int argc, char** argv) {
     for (int n = 3; n < kN; n += 11) keep.keep[n] = 0;
     compare_levels(q, k, v, keep, vit, {mc::Level::Fused, mc::Level::WholeHead, mc::Level::OneLaunch, mc::Level::InPlace},
                    {mc::DType::F16, mc::DType::BF16});
+  }
+
+  /// ## A head per cluster: level 8
+  ///
+  /// At $T = 1$ level 8 runs a head too long for one CTA on a thread-block cluster: each CTA computes
+  /// some of the R-update's rows and sends $\alpha_L$, $c_L$ and $Y$ into the shared memory of the CTA
+  /// whose L-update reads them, so they never reach global memory (here they do, because a traced
+  /// run asks for them). $N = 1000$ with $b = 32$ and pre-padding gives $N' = 1024$, $m = 32$: one
+  /// cluster of 16 CTAs per head. Its tiles are level 7's, so the two levels' errors agree.
+  {
+    constexpr int kH = 2, kN = 1000;
+    monarch::Options one;
+    one.block = 32;
+    one.pad = monarch::Pad::Pre;
+    const monarch::Tensor4<float> q = normal_tensor(1, kH, kN, d, rng), k = normal_tensor(1, kH, kN, d, rng),
+                                  v = normal_tensor(1, kH, kN, dv, rng);
+    monarch::KeyMask keep{1, kN, std::vector<std::uint8_t>(kN, 1)};
+    for (int n = 5; n < kN; n += 13) keep.keep[n] = 0;
+    const std::string plan = mc::MonarchSession(1, kH, kN, d, dv, one, {mc::Level::Cluster, mc::DType::F16}).plan();
+    nb::check(plan == "a cluster of 16 CTAs per head", "level 8 runs this problem on its cluster kernel", plan);
+    compare_levels(q, k, v, keep, one, {mc::Level::Warpgroup, mc::Level::Cluster}, {mc::DType::F16, mc::DType::BF16});
   }
 
   /// ## Time

@@ -110,7 +110,7 @@ for s in $STEPS; do
       ;;
     racecheck)
       export MONARCH_CUDA_TEST_QUICK=1 MONARCH_CUDA_SKIP_SHARED_POISON=1  # the NaN fill is slow under racecheck
-      # fp16 (levels 1-7) first; the fp32 case (levels 1-2 only) is the slowest
+      # fp16 (levels 1-8) first; the fp32 case (levels 1-2 only) is the slowest
       # under racecheck (over 150 s) and runs last, in racecheck_fp32.
       step "racecheck cuda_levels fp16" 240 sanitizer.txt compute-sanitizer --tool racecheck --racecheck-report all \
         "$(bin cuda_levels)" -tc="fp16*"

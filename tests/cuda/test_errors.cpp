@@ -22,7 +22,7 @@ TEST_CASE("level 2 refuses d or d_v beyond its tiles with a message naming the l
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 300, 64, opt, Config{Level::Scalar, DType::F32}), InputError);
 }
 
-TEST_CASE("levels 3 to 7 refuse fp32 and rows that are not whole 16-byte pieces, naming the way out") {
+TEST_CASE("levels 3 to 8 refuse fp32 and rows that are not whole 16-byte pieces, naming the way out") {
   Options opt;
   CHECK_THROWS_WITH_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::Fused, DType::F32}),
                        doctest::Contains("fp16 or bf16 only; use level 2 for fp32"), InputError);
@@ -36,7 +36,9 @@ TEST_CASE("levels 3 to 7 refuse fp32 and rows that are not whole 16-byte pieces,
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::Warpgroup, DType::F32}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 20, opt, Config{Level::Warpgroup, DType::F16}), InputError);
   CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 12, opt, Config{Level::OneLaunch, DType::F16}), InputError);
-  CHECK_THROWS_WITH_AS(parse_level(8), doctest::Contains("7 (warpgroup tensor cores"), InputError);
+  CHECK_THROWS_AS(MonarchSession(1, 1, 64, 64, 64, opt, Config{Level::Cluster, DType::F32}), InputError);
+  CHECK(parse_level(8) == Level::Cluster);
+  CHECK_THROWS_WITH_AS(parse_level(9), doctest::Contains("8 (a cluster per head"), InputError);
   CHECK_THROWS_AS(parse_level(0), InputError);
 }
 

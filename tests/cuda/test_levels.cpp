@@ -1,4 +1,4 @@
-// Every level of the CUDA path (levels 3 to 7: fp16 and bf16 only), for every dtype, against the reference in double: every
+// Every level of the CUDA path (levels 3 to 8: fp16 and bf16 only), for every dtype, against the reference in double: every
 // intermediate of every round (alpha_R, c_R, alpha_L, c_L, Y, O) and the output, on fresh random
 // inputs, with the device buffers poisoned (NaN) before each run.
 #include <cmath>
@@ -51,6 +51,17 @@ const std::vector<Case> kCases = {
     // (step 31); N' = 1000 leaves the last tile 40 rows, and d, d_v < 64 are zero-padded.
     {"T = 1: N = 1000, b = 8 pre, d = 32, d_v = 48, empty key block (one-chunk R-update)", 1, 2, 1000, 32, 48, 8, 1,
      Pad::Pre, MaskKind::EmptyBlock, false},
+    // Level 8 (a cluster per head, T = 1): N' = 4096, b = 64 (clusters of 16, one-chunk R-update
+    // tiles); N' = 1024 with pads and d < 64; b = 128 (R-update tiles of two chunks); m = 40, where a
+    // CTA's last L-update chunk reads past its own rows (clusters of 4); an empty key block.
+    {"T = 1: N = 4096, b = 64, E x H = 1 x 3 (level 8: clusters of 16)", 1, 3, 4096, 64, 64, 64, 1, Pad::Post,
+     MaskKind::Random, false},
+    {"T = 1: N = 1000, b = 32 pre, d = 32, d_v = 48, empty key block (level 8: N' = 1024)", 2, 1, 1000, 32, 48, 32, 1,
+     Pad::Pre, MaskKind::EmptyBlock, false},
+    {"T = 1: N = 4000, b = 128 post, empty key block (level 8: two-chunk R-update tiles)", 1, 2, 4000, 64, 64, 128, 1,
+     Pad::Post, MaskKind::EmptyBlock, false},
+    {"T = 1: N = 1250, b = 32 pre, d_v = 32 (level 8: m = 40, clusters of 4)", 1, 2, 1250, 64, 32, 32, 1, Pad::Pre,
+     MaskKind::Random, false},
     // T = 1 on heads small enough for level 4's one-CTA-per-head kernel. (Its T >= 2 path runs in the
     // untraced runs of the small cases above: a trace of T >= 2 rounds takes level 3's steps.)
     {"T = 1: N = 7, b = 3 pre, random mask", 1, 2, 7, 32, 32, 3, 1, Pad::Pre, MaskKind::Random, true},
@@ -106,12 +117,13 @@ void check_dtype(DType dtype) {
         monarch_attention(to_double(Q), to_double(K), to_double(V), &mask, opt, &ref_traces);
 
     std::vector<Level> levels = {Level::Scalar, Level::TensorCore};
-    if (dtype != DType::F32) {  // levels 3 to 7: tensor cores only
+    if (dtype != DType::F32) {  // levels 3 to 8: tensor cores only
       levels.push_back(Level::Fused);
       levels.push_back(Level::WholeHead);
       levels.push_back(Level::OneLaunch);
       levels.push_back(Level::InPlace);
       levels.push_back(Level::Warpgroup);
+      levels.push_back(Level::Cluster);
     }
     for (Level level : levels) {
       INFO("level " << static_cast<int>(level));
@@ -155,12 +167,12 @@ TEST_CASE("fp32: levels 1 and 2 match the double reference in every intermediate
   check_dtype(DType::F32);
 }
 
-TEST_CASE("fp16: levels 1 to 7 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("fp16: levels 1 to 8 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::F16);
 }
 
-TEST_CASE("bf16: levels 1 to 7 match the double reference in every intermediate of every round (1e-2)") {
+TEST_CASE("bf16: levels 1 to 8 match the double reference in every intermediate of every round (1e-2)") {
   MONARCH_REQUIRE_GPU_OR_SKIP();
   check_dtype(DType::BF16);
 }
@@ -271,4 +283,72 @@ TEST_CASE("level 6 gives bit-identical output to level 4, whose arithmetic it ke
       check_bit_identical(out[0], out[1]);
     }
   }
+}
+
+TEST_CASE("level 8 gives bit-identical output to level 7, whose tiles it runs with alpha_L, c_L and Y on chip") {
+  // Level 8 runs level 7's R-update and L-update tiles, in the same order within each tile; only
+  // where alpha_L, c_L and Y go between the two changes (another CTA's shared memory instead of
+  // global memory). A bit that differs means an L-update read a row before it had landed, from the
+  // wrong place, or while it was being overwritten. plan() shows that the cluster kernel really ran.
+  MONARCH_REQUIRE_GPU_OR_SKIP();
+  struct Run {
+    const char* what;
+    int E, H, N, d, b;
+    Pad pad;
+    const char* plan;
+    bool quick;  // small enough for compute-sanitizer
+  };
+  const Run runs[] = {
+      {"N = 4096, b = 64, E x H = 8 x 12 (96 clusters: more than fit at once)", 8, 12, 4096, 64, 64, Pad::Post,
+       "a cluster of 16 CTAs per head", false},
+      {"N = 1024, b = 32, E x H = 4 x 12", 4, 12, 1024, 64, 32, Pad::Post,
+       "a cluster of 16 CTAs per head", false},
+      {"N = 4000, b = 128 pre, d = 32 (two-chunk R-update tiles)", 2, 3, 4000, 32, 128, Pad::Pre,
+       "a cluster of 16 CTAs per head", false},
+      {"N = 1250, b = 32 pre (m = 40)", 2, 3, 1250, 64, 32, Pad::Pre, "a cluster of 4 CTAs per head",
+       true},
+      {"N = 1000, b = 32 pre, E x H = 1 x 2", 1, 2, 1000, 64, 32, Pad::Pre,
+       "a cluster of 16 CTAs per head", true}};
+  std::mt19937_64 rng(fresh_seed());
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    for (const Run& r : runs) {
+      if (quick() && !r.quick) continue;
+      INFO(r.what << ", " << to_string(dtype));
+      Options opt;
+      opt.block = r.b;
+      opt.steps = 1;
+      opt.pad = r.pad;
+      const Geometry g = Geometry::make(r.N, r.b, opt.pad);
+      const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
+      const Tensor4<float> K = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
+      const Tensor4<float> V = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
+      const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
+      std::vector<float> out[2];
+      int i = 0;
+      for (Level level : {Level::Warpgroup, Level::Cluster}) {
+        MonarchSession s(r.E, r.H, r.N, r.d, r.d, opt, Config{level, dtype});
+        CHECK(s.plan() == (level == Level::Cluster ? r.plan : "step kernels"));
+        s.upload(Q, K, V, &mask);
+        s.poison();
+        s.run();
+        out[i++] = s.output().data;
+      }
+      check_bit_identical(out[0], out[1]);
+    }
+  }
+}
+
+TEST_CASE("level 8 hands T >= 2, and shapes no cluster takes, to level 7") {
+  MONARCH_REQUIRE_GPU_OR_SKIP();
+  Options opt;
+  opt.block = 64;
+  opt.steps = 2;
+  CHECK(MonarchSession(1, 2, 4096, 64, 64, opt, Config{Level::Cluster, DType::F16}).plan() == "step kernels");
+  opt.steps = 1;
+  opt.block = 60;  // m = 69: not a multiple of 8
+  CHECK(MonarchSession(1, 2, 4096, 64, 64, opt, Config{Level::Cluster, DType::F16}).plan() == "step kernels");
+  opt.block = 64;  // d = 128: level 3's steps
+  CHECK(MonarchSession(1, 2, 4096, 128, 128, opt, Config{Level::Cluster, DType::F16}).plan() == "step kernels");
+  opt.block = 16;  // N' = 256: level 6's whole head per CTA
+  CHECK(MonarchSession(1, 2, 256, 64, 64, opt, Config{Level::Cluster, DType::F16}).plan() == "one whole-head kernel");
 }

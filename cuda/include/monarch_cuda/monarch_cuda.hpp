@@ -39,12 +39,13 @@ enum class Level : int {
   OneLaunch = 5,   ///< cuda/level5_one_launch.cu: any N and T in one persistent launch (level 4 where it fits)
   InPlace = 6,     ///< cuda/level6_in_place.cu: level 4 with alpha_L, Y in place of K, V when b divides 16
   Warpgroup = 7,   ///< cuda/level7_warpgroup.cu: level 6, with level 3's steps on Hopper's wgmma (d, d_v <= 64)
+  Cluster = 8,     ///< cuda/level8_cluster.cu: level 7, with a T = 1 head per thread-block cluster, alpha_L, Y on chip
 };
 
 const char* to_string(DType t);
 /// "fp32", "fp16" or "bf16"; anything else throws InputError.
 DType parse_dtype(const std::string& s);
-/// 1 to 7; anything else throws InputError naming the levels that exist.
+/// 1 to 8; anything else throws InputError naming the levels that exist.
 Level parse_level(int level);
 /// The relative-error tolerance of a dtype against the double reference: 1e-5 fp32, 1e-2 fp16/bf16.
 double tolerance(DType t);
@@ -126,6 +127,10 @@ class MonarchSession {
   Config config() const;
   /// Bytes of the memory floor: read Q, K, V once and write O once, in the session's dtype.
   double floor_bytes() const;
+  /// How an untraced run() computes this problem, in words: "step kernels" (three per round),
+  /// "one launch for every round" (level 5), "one whole-head kernel" (levels 4 and 6), or what a
+  /// level says of its own kernel ("a cluster of 16 CTAs per head" at level 8).
+  std::string plan() const;
 
  private:
   struct Impl;
