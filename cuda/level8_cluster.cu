@@ -5,7 +5,7 @@
 // Level 7 runs T = 1 as two kernels: the R-update writes alpha_L, c_L and Y to global memory, and
 // the L-update reads them back. At d = d_v = 64 that is 1160 bytes per token where the call needs
 // 512, and at 8 x 4096 it holds level 7 at ~2.3x the memory floor however fast its tiles are. Here
-// the cluster's C CTAs (C = 16 or fewer, on C SMs of one GPC) run both steps of one head:
+// the cluster's C CTAs (C = 16 or fewer, on SMs of one GPC, two per SM) run both steps of one head:
 //   1. R-update, eqs. (12), (10), (4): CTA `rank` runs R-update tiles rank N'/(64 C) ..; each row of
 //      alpha_L, Y and c_L goes, through distributed shared memory, to the CTA whose L-update reads
 //      it (cluster_head.cuh: CTA rank owns positions j in [rank b / C, (rank + 1) b / C)).
