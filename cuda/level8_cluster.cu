@@ -41,8 +41,7 @@ namespace {
 using namespace fused;
 
 constexpr int kDim = 64;                   // level 7's one tile width (D)
-constexpr int kClusterSizes[] = {16, 8, 4, 2};  // tried largest first: more CTAs per head
-constexpr int kPortableCluster = 8;        // larger clusters need the non-portable opt-in (sm_90: 16)
+constexpr int kClusterSizes[] = {16, 8, 4, 2};  // tried largest first: more CTAs per head (16 is non-portable)
 constexpr int kMinCtas = 2;                // __launch_bounds__: two CTAs per SM where shared memory allows
 
 /// The working set of one tile: the larger of an R-update tile with values (one chunk, or the general
@@ -64,7 +63,7 @@ std::size_t cta_bytes(int rows) {
 struct Args {
   int C;            // CTAs per cluster (per head)
   FastDiv div_rows; // / (N' / C)
-  bool dump;        // traces: also write level 3's global intermediates
+  bool to_global;   // traces: also write level 3's global intermediates
 };
 
 /// CTA blockIdx.x % C of the cluster that runs head blockIdx.x / C: one warpgroup, which runs the
@@ -83,7 +82,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) level8_kernel(Problem p, A
   cl.rows = rows;
   cl.own_beg = rank * rows;
   cl.div_rows = a.div_rows;
-  cl.to_global = a.dump;
+  cl.to_global = a.to_global;
 
   // Y's pad rows are zero: a last chunk that runs past this CTA's rows reads them (Head::Y_row).
   constexpr int kPadPieces = cluster::kPadRows * cluster::Head::kRowBytes / kCopyBytes;
@@ -127,23 +126,37 @@ void* kernel_of() {
   return reinterpret_cast<void*>(level8_kernel<T, kOneChunk>);
 }
 
+/// Lets `kernel` take `bytes` of dynamic shared memory and clusters of 16 (sm_90's non-portable size).
+void allow(const void* kernel, std::size_t bytes) {
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+/// A launch of `clusters` clusters of C CTAs of `bytes` each on the default stream (like every launch
+/// of the harness); attr must outlive the config.
+cudaLaunchConfig_t cluster_launch(long long clusters, int C, std::size_t bytes, cudaLaunchAttribute& attr) {
+  attr = {};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(C), attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(clusters * C));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = bytes;
+  cfg.stream = nullptr;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
 /// Whether a cluster of C CTAs of `bytes` each can be resident on this device (once per kernel and
 /// shape: cudaOccupancyMaxActiveClusters says 0 where no GPC has C SMs free with that much shared memory).
 bool launchable(const void* kernel, int C, std::size_t bytes) {
   static std::map<std::pair<const void*, std::pair<int, std::size_t>>, bool> known;
   const auto key = std::make_pair(kernel, std::make_pair(C, bytes));
   if (auto it = known.find(key); it != known.end()) return it->second;
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(C), attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(C));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = bytes;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
+  allow(kernel, bytes);
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = cluster_launch(1, C, bytes, attr);
   int clusters = 0;
   const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
   if (e != cudaSuccess) (void)cudaGetLastError();  // a size the device refuses: not launchable
@@ -187,21 +200,11 @@ void launch(const Problem& p, const Plan& pl, bool dump) {
   // time to calls that take ~15 us (1 x 1024).
   static std::size_t allowed = 0;
   if (pl.bytes > allowed) {
-    static_assert(kPortableCluster < kClusterSizes[0], "clusters of 16 need the non-portable opt-in");
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(pl.bytes)));
+    allow(reinterpret_cast<const void*>(kernel), pl.bytes);
     allowed = pl.bytes;
   }
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(pl.C), attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(static_cast<long long>(p.E) * p.H * pl.C));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = pl.bytes;
-  cfg.stream = nullptr;  // the default stream, like every launch of the harness
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = cluster_launch(static_cast<long long>(p.E) * p.H, pl.C, pl.bytes, attr);
   const Args a{pl.C, FastDiv(p.Np / pl.C), dump};
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, a));
   CUDA_CHECK_LAUNCH("level8_kernel");
