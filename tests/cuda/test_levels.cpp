@@ -3,6 +3,7 @@
 // inputs, with the device buffers poisoned (NaN) before each run.
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <sstream>
 #include <vector>
 
@@ -160,6 +161,30 @@ void check_bit_identical(const std::vector<float>& a, const std::vector<float>& 
   CHECK_MESSAGE(differ == 0, differ << " of " << a.size() << " outputs differ");
 }
 
+/// Levels a and b on the same fresh random inputs (d = d_v, a random key mask): each session is
+/// poisoned, run `runs` times (a second run must find nothing left over from the first), and its
+/// output must agree with the other's in every bit. look(session, level) sees each session first.
+void check_levels_bit_identical(Level a, Level b, DType dtype, int E, int H, int N, int d, const Options& opt,
+                                std::mt19937_64& rng, int runs = 1,
+                                const std::function<void(const MonarchSession&, Level)>& look = {}) {
+  const Geometry g = Geometry::make(N, opt.block, opt.pad);
+  const Tensor4<float> Q = random_tensor(E, H, N, d, dtype, rng);
+  const Tensor4<float> K = random_tensor(E, H, N, d, dtype, rng);
+  const Tensor4<float> V = random_tensor(E, H, N, d, dtype, rng);
+  const KeyMask mask = make_mask(MaskKind::Random, E, g, rng);
+  std::vector<float> out[2];
+  int i = 0;
+  for (Level level : {a, b}) {
+    MonarchSession s(E, H, N, d, d, opt, Config{level, dtype});
+    if (look) look(s, level);
+    s.upload(Q, K, V, &mask);
+    s.poison();
+    for (int r = 0; r < runs; ++r) s.run();
+    out[i++] = s.output().data;
+  }
+  check_bit_identical(out[0], out[1]);
+}
+
 }  // namespace
 
 TEST_CASE("fp32: levels 1 and 2 match the double reference in every intermediate of every round (1e-5)") {
@@ -218,22 +243,8 @@ TEST_CASE("level 5 gives bit-identical output to level 3, whose tiles it runs in
       opt.block = r.b;
       opt.steps = r.T;
       opt.pad = Pad::Pre;
-      const Geometry g = Geometry::make(r.N, r.b, opt.pad);
-      const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, 64, dtype, rng);
-      const Tensor4<float> K = random_tensor(r.E, r.H, r.N, 64, dtype, rng);
-      const Tensor4<float> V = random_tensor(r.E, r.H, r.N, 64, dtype, rng);
-      const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
-      std::vector<float> out[2];
-      int i = 0;
-      for (Level level : {Level::Fused, Level::OneLaunch}) {
-        MonarchSession s(r.E, r.H, r.N, 64, 64, opt, Config{level, dtype});
-        s.upload(Q, K, V, &mask);
-        s.poison();
-        s.run();
-        s.run();  // twice: the second launch must find its counters reset, not left at the first's totals
-        out[i++] = s.output().data;
-      }
-      check_bit_identical(out[0], out[1]);
+      // Run twice: the second launch must find level 5's counters reset, not left at the first's totals.
+      check_levels_bit_identical(Level::Fused, Level::OneLaunch, dtype, r.E, r.H, r.N, 64, opt, rng, 2);
     }
   }
 }
@@ -266,21 +277,7 @@ TEST_CASE("level 6 gives bit-identical output to level 4, whose arithmetic it ke
       opt.block = r.b;
       opt.steps = r.T;
       opt.pad = r.pad;
-      const Geometry g = Geometry::make(r.N, r.b, opt.pad);
-      const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
-      const Tensor4<float> K = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
-      const Tensor4<float> V = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
-      const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
-      std::vector<float> out[2];
-      int i = 0;
-      for (Level level : {Level::WholeHead, Level::InPlace}) {
-        MonarchSession s(r.E, r.H, r.N, r.d, r.d, opt, Config{level, dtype});
-        s.upload(Q, K, V, &mask);
-        s.poison();
-        s.run();
-        out[i++] = s.output().data;
-      }
-      check_bit_identical(out[0], out[1]);
+      check_levels_bit_identical(Level::WholeHead, Level::InPlace, dtype, r.E, r.H, r.N, r.d, opt, rng);
     }
   }
 }
@@ -318,22 +315,10 @@ TEST_CASE("level 8 gives bit-identical output to level 7, whose tiles it runs wi
       opt.block = r.b;
       opt.steps = 1;
       opt.pad = r.pad;
-      const Geometry g = Geometry::make(r.N, r.b, opt.pad);
-      const Tensor4<float> Q = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
-      const Tensor4<float> K = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
-      const Tensor4<float> V = random_tensor(r.E, r.H, r.N, r.d, dtype, rng);
-      const KeyMask mask = make_mask(MaskKind::Random, r.E, g, rng);
-      std::vector<float> out[2];
-      int i = 0;
-      for (Level level : {Level::Warpgroup, Level::Cluster}) {
-        MonarchSession s(r.E, r.H, r.N, r.d, r.d, opt, Config{level, dtype});
-        CHECK(s.plan() == (level == Level::Cluster ? r.plan : "step kernels"));
-        s.upload(Q, K, V, &mask);
-        s.poison();
-        s.run();
-        out[i++] = s.output().data;
-      }
-      check_bit_identical(out[0], out[1]);
+      check_levels_bit_identical(Level::Warpgroup, Level::Cluster, dtype, r.E, r.H, r.N, r.d, opt, rng, 1,
+                                 [&](const MonarchSession& s, Level level) {
+                                   CHECK(s.plan() == (level == Level::Cluster ? r.plan : "step kernels"));
+                                 });
     }
   }
 }
