@@ -72,15 +72,19 @@ void show_recorded_results() {
 #ifdef NB_HAVE_CUDA
 namespace mc = monarch::cuda;
 
+/// One sequence's inputs: q, k (1, H, N, d), v (1, H, N, d_v) and its key mask.
+struct Inputs {
+  monarch::Tensor4<float> q, k, v;
+  monarch::KeyMask keep;
+};
+
 /// Runs every (level, dtype) pair on one problem, traced, against the double reference: prints a
 /// table of each intermediate's relative error per round, checks each against the dtype's
 /// tolerance, and returns one plot series per pair.
-std::vector<nb::Series> compare_levels(const monarch::Tensor4<float>& Q, const monarch::Tensor4<float>& K,
-                                       const monarch::Tensor4<float>& V, const monarch::KeyMask& mask,
-                                       const monarch::Options& opt, const std::vector<mc::Level>& levels,
-                                       const std::vector<mc::DType>& dtypes) {
+std::vector<nb::Series> compare_levels(const Inputs& in, const monarch::Options& opt,
+                                       const std::vector<mc::Level>& levels, const std::vector<mc::DType>& dtypes) {
   constexpr int kArrays = 6;  // alpha_R, c_R, alpha_L, c_L, Y, O of each round
-  const int H = Q.E * Q.H;
+  const int H = in.q.E * in.q.H;
   std::vector<nb::Series> errors;
   for (mc::Level level : levels) {
     for (mc::DType dt : dtypes) {
@@ -92,13 +96,13 @@ std::vector<nb::Series> compare_levels(const monarch::Tensor4<float>& Q, const m
         for (std::size_t i = 0; i < r.data.size(); ++i) out.data[i] = r.data[i];
         return std::pair{r, out};
       };
-      const auto [Qr, Qd] = round(Q);
-      const auto [Kr, Kd] = round(K);
-      const auto [Vr, Vd] = round(V);
+      const auto [Qr, Qd] = round(in.q);
+      const auto [Kr, Kd] = round(in.k);
+      const auto [Vr, Vd] = round(in.v);
       std::vector<monarch::HeadTrace<double>> ref;
-      monarch::monarch_attention(Qd, Kd, Vd, &mask, opt, &ref);
+      monarch::monarch_attention(Qd, Kd, Vd, &in.keep, opt, &ref);
       std::vector<mc::Trace> gpu;
-      mc::monarch_attention(Qr, Kr, Vr, &mask, opt, mc::Config{level, dt}, &gpu);
+      mc::monarch_attention(Qr, Kr, Vr, &in.keep, opt, mc::Config{level, dt}, &gpu);
       const std::string label = nb::fmt("level %d %s", int(level), mc::to_string(dt));
       std::printf("\n%s\n", label.c_str());
       nb::row({"round", "alpha_R", "c_R", "alpha_L", "c_L", "Y", "O"}, 11);
@@ -150,6 +154,15 @@ monarch::Tensor4<float> normal_tensor(int E, int H, int N, int D, std::mt19937_6
   for (auto& x : t.data) x = g(rng);
   return t;
 }
+
+/// Random normal inputs of one sequence (q, k, v drawn in that order), with keys first, first + step,
+/// ... masked out.
+Inputs masked_inputs(int H, int N, int d, int dv, int first, int step, std::mt19937_64& rng) {
+  Inputs in{normal_tensor(1, H, N, d, rng), normal_tensor(1, H, N, d, rng), normal_tensor(1, H, N, dv, rng),
+            monarch::KeyMask{1, N, std::vector<std::uint8_t>(N, 1)}};
+  for (int n = first; n < N; n += step) in.keep.keep[n] = 0;
+  return in;
+}
 #endif
 }  // namespace
 
@@ -179,19 +192,14 @@ int main(int argc, char** argv) {
   /// $\lVert \mathrm{gpu} - \mathrm{ref} \rVert / \lVert \mathrm{ref} \rVert$ for every array of
   /// every round. The tolerance is $10^{-5}$ for fp32 and $10^{-2}$ for fp16 and bf16
   /// (statistics and accumulators stay fp32 on the device).
-  constexpr int E = 1, H = 2, N = 300, d = 64, dv = 64;
+  constexpr int H = 2, N = 300, d = 64, dv = 64;
   monarch::Options opt;
   opt.steps = 2;
   opt.block = 18;
   opt.pad = monarch::Pad::Pre;
   std::mt19937_64 rng(5);
-  const monarch::Tensor4<float> Q = normal_tensor(E, H, N, d, rng), K = normal_tensor(E, H, N, d, rng),
-                                V = normal_tensor(E, H, N, dv, rng);
-  monarch::KeyMask mask{E, N, std::vector<std::uint8_t>(E * N, 1)};
-  for (int n = 0; n < N; n += 7) mask.keep[n] = 0;
-
   const std::vector<nb::Series> errors =
-      compare_levels(Q, K, V, mask, opt,
+      compare_levels(masked_inputs(H, N, d, dv, 0, 7, rng), opt,
                      {mc::Level::Scalar, mc::Level::TensorCore, mc::Level::Fused, mc::Level::Warpgroup},
                      {mc::DType::F32, mc::DType::F16, mc::DType::BF16});
   nb::lineplot("nb5_errors.png", "Relative error of each intermediate (1-6: alpha_R, c_R, alpha_L, c_L, Y, O of round 1; 7-12: round 2)",
@@ -211,11 +219,8 @@ int main(int argc, char** argv) {
     monarch::Options vit;
     vit.block = 14;
     vit.pad = monarch::Pad::Pre;
-    const monarch::Tensor4<float> q = normal_tensor(1, kH, kN, d, rng), k = normal_tensor(1, kH, kN, d, rng),
-                                  v = normal_tensor(1, kH, kN, dv, rng);
-    monarch::KeyMask keep{1, kN, std::vector<std::uint8_t>(kN, 1)};
-    for (int n = 3; n < kN; n += 11) keep.keep[n] = 0;
-    compare_levels(q, k, v, keep, vit, {mc::Level::Fused, mc::Level::WholeHead, mc::Level::OneLaunch, mc::Level::InPlace},
+    compare_levels(masked_inputs(kH, kN, d, dv, 3, 11, rng), vit,
+                   {mc::Level::Fused, mc::Level::WholeHead, mc::Level::OneLaunch, mc::Level::InPlace},
                    {mc::DType::F16, mc::DType::BF16});
   }
 
@@ -231,13 +236,10 @@ int main(int argc, char** argv) {
     monarch::Options one;
     one.block = 32;
     one.pad = monarch::Pad::Pre;
-    const monarch::Tensor4<float> q = normal_tensor(1, kH, kN, d, rng), k = normal_tensor(1, kH, kN, d, rng),
-                                  v = normal_tensor(1, kH, kN, dv, rng);
-    monarch::KeyMask keep{1, kN, std::vector<std::uint8_t>(kN, 1)};
-    for (int n = 5; n < kN; n += 13) keep.keep[n] = 0;
     const std::string plan = mc::MonarchSession(1, kH, kN, d, dv, one, {mc::Level::Cluster, mc::DType::F16}).plan();
     nb::check(plan == "a cluster of 16 CTAs per head", "level 8 runs this problem on its cluster kernel", plan);
-    compare_levels(q, k, v, keep, one, {mc::Level::Warpgroup, mc::Level::Cluster}, {mc::DType::F16, mc::DType::BF16});
+    compare_levels(masked_inputs(kH, kN, d, dv, 5, 13, rng), one, {mc::Level::Warpgroup, mc::Level::Cluster},
+                   {mc::DType::F16, mc::DType::BF16});
   }
 
   /// ## Time
