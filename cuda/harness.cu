@@ -228,7 +228,7 @@ struct MonarchSession::Impl {
   DeviceBuffer sync;                      // level 5 only
 };
 
-/// Levels 3 to 7: mma.sync or wgmma tiles, fp16/bf16, intermediates position-major in the input dtype.
+/// Levels 3 to 8: mma.sync or wgmma tiles, fp16/bf16, intermediates position-major in the input dtype.
 static bool is_fused(Level level) {
   return level == Level::Fused || level == Level::WholeHead || level == Level::OneLaunch ||
          level == Level::InPlace || level == Level::Warpgroup || level == Level::Cluster;
