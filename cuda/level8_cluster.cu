@@ -19,7 +19,10 @@
 // Outcome (step 32, H100): correct, but 7-24% slower than level 7 at 1 x 1024 to 8 x 4096, so not the
 // default. The bytes fell by 44%, but a cluster's CTAs work in lockstep (load, compute, send, barrier,
 // then the same for the L-update), only 14 clusters of 16 fit at once (112 of 132 SMs), and DRAM
-// idles at 28% of peak, where level 7's independent CTAs keep loads in flight all the time.
+// idles at 28% of peak, where level 7's independent CTAs keep loads in flight all the time. Step 33
+// loaded each tile during the one before it, and then ran persistent clusters over several heads:
+// 2-6% and 0-2% faster, still 10-21% slower than level 7, so neither was merged (branch
+// step33-level8-prefetch).
 //
 // Where it runs (plan below): T = 1, d, d_v <= 64, m a multiple of 8 (a chunk then starts on a whole
 // swizzle atom of the resident tiles), and some C in {16, 8, 4, 2} with b % C == 0 (each CTA owns
@@ -126,10 +129,18 @@ void* kernel_of() {
   return reinterpret_cast<void*>(level8_kernel<T, kOneChunk>);
 }
 
-/// Lets `kernel` take `bytes` of dynamic shared memory and clusters of 16 (sm_90's non-portable size).
+/// Lets `kernel` take at least `bytes` of dynamic shared memory, and clusters of 16 (sm_90's
+/// non-portable size). The limit only ever rises: plan() sets it for each new shape's occupancy query,
+/// and lowering it there to a smaller shape's bytes made the next launch of a larger shape, planned
+/// earlier, fail with "invalid argument" (bench/NOTES.md step 33). Kept per kernel, so that a launch
+/// makes no attribute call (those add host time to calls of ~15 us, 1 x 1024).
 void allow(const void* kernel, std::size_t bytes) {
+  static std::map<const void*, std::size_t> allowed;
+  std::size_t& now = allowed[kernel];
+  if (bytes <= now) return;
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  now = bytes;
 }
 
 /// A launch of `clusters` clusters of C CTAs of `bytes` each on the default stream (like every launch
@@ -196,13 +207,7 @@ Plan plan(const Problem& p, int rounds) {
 template <class T, bool kOneChunk>
 void launch(const Problem& p, const Plan& pl, bool dump) {
   auto kernel = level8_kernel<T, kOneChunk>;
-  // Raised only when a plan needs more than before: an attribute call per launch would add host
-  // time to calls that take ~15 us (1 x 1024).
-  static std::size_t allowed = 0;
-  if (pl.bytes > allowed) {
-    allow(reinterpret_cast<const void*>(kernel), pl.bytes);
-    allowed = pl.bytes;
-  }
+  allow(reinterpret_cast<const void*>(kernel), pl.bytes);
   cudaLaunchAttribute attr;
   const cudaLaunchConfig_t cfg = cluster_launch(static_cast<long long>(p.E) * p.H, pl.C, pl.bytes, attr);
   const Args a{pl.C, FastDiv(p.Np / pl.C), dump};
