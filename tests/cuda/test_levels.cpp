@@ -326,17 +326,18 @@ TEST_CASE("level 8 gives bit-identical output to level 7, whose tiles it runs wi
 TEST_CASE("level 8 still launches a larger shape after a smaller one was planned") {
   // plan() raises the kernel's shared-memory limit for each new shape's occupancy query. It once set
   // the limit to that shape's bytes even below what a shape launched earlier needs, and the next
-  // launch of the larger shape failed with "invalid argument" (bench/NOTES.md step 33). N = 512,
-  // b = 16 (clusters of 8, 64 rows per CTA) is planned nowhere else in this binary, so its query is
-  // always a new one, made between two launches of the larger N = 4096. fp16 only: plan() queries
-  // the fp16 kernel.
+  // launch of the larger shape failed with "invalid argument" (bench/NOTES.md step 33). N = 2048,
+  // b = 32 (128 rows per CTA of 16; too large for one CTA's whole-head kernel, which would take it
+  // before plan() is asked) is planned nowhere else in this binary, so its query is always a new one,
+  // made between two launches of N = 4096 (256 rows per CTA). fp16 only: plan() queries the fp16
+  // kernel.
   MONARCH_REQUIRE_GPU_OR_SKIP();
   struct Run {
     int N, b;
     const char* plan;
   };
   const Run runs[] = {{4096, 64, "a cluster of 16 CTAs per head"},
-                      {512, 16, "a cluster of 8 CTAs per head"},
+                      {2048, 32, "a cluster of 16 CTAs per head"},
                       {4096, 64, "a cluster of 16 CTAs per head"}};
   std::mt19937_64 rng(fresh_seed());
   for (const Run& r : runs) {
